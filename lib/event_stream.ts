@@ -1,0 +1,425 @@
+/**
+ * The one stream engine: every SSE response body is an {@linkcode EventStream}
+ * driven by a {@linkcode StreamPlan}. Presets and query parameters only change
+ * the plan.
+ *
+ * Life and death of a stream, the heart of the design:
+ * - One timer per stream, always re-armed for the earliest of: the next
+ *   event's absolute deadline (`t0 + n·interval`, so ticks never drift), the
+ *   next heartbeat, the stall deadline and the lifetime limit.
+ * - With `interval=0` the reader drives: each `pull()` coalesces as many
+ *   events as the queue has room for into one chunk.
+ * - Every way a stream can end — `cancel()` (Deno, Bun), `request.signal`
+ *   (workerd), a failed enqueue, a client that stops reading, the lifetime
+ *   limit, `done`, `fail_after`, shutdown — goes through one idempotent
+ *   `#close()`: one log line, one decrement, the timer cleared.
+ *
+ * @module
+ */
+
+import { type LineEnding, SseEncoder } from "./sse_encoder.ts";
+import { type CloseReason, type PathStats, registry } from "./stream_registry.ts";
+import { settings } from "./settings.ts";
+import { log, logEnabled } from "./log.ts";
+
+/** Everything that decides the bytes and the timing of one stream. */
+export interface StreamPlan {
+  /** The endpoint, used as the metrics label. */
+  path: string;
+  /** The id of the first data event this connection sends. */
+  firstId: number;
+  /** The id of the `done` event; `undefined` for a stream that never ends. */
+  doneId: number | undefined;
+  /** Ms between events; 0 sends as fast as the client reads. */
+  intervalMs: number;
+  /** Ms before the first event. */
+  delayMs: number;
+  /** A `: heartbeat` comment after this many ms with nothing written. */
+  heartbeatMs: number;
+  /** Sends `retry: N` first when set. */
+  retryMs: number | undefined;
+  /** The `event:` name of data events. */
+  eventName: string | undefined;
+  /** Writes each piece of output in slices of at most this many bytes. */
+  chunkBytes: number | undefined;
+  /** Breaks the connection after this many data events. */
+  failAfter: number | undefined;
+  /** The line ending of every line. */
+  lineEnding: LineEnding;
+  /** The data of event `id`, stamped with `isoTime`. */
+  payload(id: number, isoTime: string): string;
+  /** The client's address, for logs. */
+  client: string | undefined;
+}
+
+/** The response headers of every stream. No hop-by-hop headers: HTTP/2 forbids them. */
+export const SSE_HEADERS: Readonly<Record<string, string>> = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache, no-transform",
+  "x-accel-buffering": "no",
+  "access-control-allow-origin": "*",
+};
+
+/**
+ * Bytes a stream may queue before its reader counts as slow: past it, a
+ * paced stream drops events instead of buffering them.
+ */
+export const HIGH_WATER_MARK = 64 * 1024;
+// The most text one `interval=0` pull coalesces into a single chunk.
+const BURST_BYTES = 64 * 1024;
+// `fail_after` waits this long for the last events to leave the process:
+// Bun drops bytes enqueued just before a stream errors.
+const FAIL_FLUSH_MS = 100;
+const FAIL_POLL_MS = 10;
+const SHUTDOWN_RETRY_MS = 3_000;
+
+const utf8 = new TextEncoder();
+let lastStreamId = 0;
+
+// Many events share a millisecond; format each millisecond once.
+let isoMs = Number.NaN;
+let isoText = "";
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+/**
+ * Opens a stream for `plan`, tied to `request`'s lifetime, and returns the
+ * response that carries it.
+ *
+ * @example Usage
+ * ```ts
+ * import { openEventStream } from "./event_stream.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const request = new Request("http://localhost/stream");
+ * const response = openEventStream({
+ *   path: "/stream", firstId: 1, doneId: 2, intervalMs: 0, delayMs: 0,
+ *   heartbeatMs: 15_000, retryMs: undefined, eventName: undefined,
+ *   chunkBytes: undefined, failAfter: undefined, lineEnding: "lf",
+ *   payload: (id) => `{"id":${id}}`, client: undefined,
+ * }, request);
+ * assert.equal(
+ *   await response.text(),
+ *   'id: 1\ndata: {"id":1}\n\nid: 2\nevent: done\ndata: complete\n\n',
+ * );
+ * ```
+ */
+export function openEventStream(plan: StreamPlan, request: Request): Response {
+  const source = new EventStream(plan, request.signal);
+  const body = new ReadableStream<Uint8Array>(
+    source,
+    new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_MARK }),
+  );
+  return new Response(body, { headers: SSE_HEADERS });
+}
+
+/** The underlying source of one SSE body. Not exported: use {@linkcode openEventStream}. */
+class EventStream implements UnderlyingDefaultSource<Uint8Array> {
+  readonly #plan: StreamPlan;
+  readonly #signal: AbortSignal;
+  readonly #sse: SseEncoder;
+  readonly #stats: PathStats;
+  readonly #streamId = ++lastStreamId;
+  readonly #openedAt = Date.now();
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #wakeAt = Infinity;
+  #nextId: number;
+  #dueAt: number;
+  #lastWriteAt: number;
+  // Stall detection: bytes consumed by the reader = enqueued - still queued.
+  #enqueued = 0;
+  #consumed = 0;
+  // Since when data has waited in the queue with no reading (0: none waiting).
+  #waitingSince = 0;
+  // fail_after: when the drained stream may be broken (0: not yet drained).
+  #failAt = 0;
+  #sent = 0;
+  #state: "open" | "failing" | "closed" = "open";
+
+  constructor(plan: StreamPlan, signal: AbortSignal) {
+    this.#plan = plan;
+    this.#signal = signal;
+    this.#sse = new SseEncoder(plan.lineEnding);
+    this.#nextId = plan.firstId;
+    this.#dueAt = this.#openedAt + plan.delayMs;
+    this.#lastWriteAt = this.#openedAt;
+    this.#stats = registry.opened(this, plan.path);
+  }
+
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller;
+    const plan = this.#plan;
+    log("info", "stream open", {
+      stream: this.#streamId,
+      path: plan.path,
+      client: plan.client,
+      first_id: plan.firstId,
+    });
+    if (this.#signal.aborted) return this.#close("client", "abort");
+    this.#signal.addEventListener("abort", this.#onAbort);
+    const now = this.#openedAt;
+    this.#guarded(() => {
+      // Bun sends no headers before the first body bytes: with a delay, say
+      // something at once so the client sees the response start.
+      if (plan.retryMs !== undefined) this.#write(this.#sse.retry(plan.retryMs), now);
+      else if (plan.delayMs > 0) {
+        this.#write(this.#sse.comment(`first event in ${plan.delayMs} ms`), now);
+      }
+      this.#run(now);
+    });
+  }
+
+  pull(): void {
+    // The spec pulls whenever the queue has room, so a pull is no proof of
+    // reading; it only drives interval=0 streams.
+    if (this.#state !== "open" || this.#plan.intervalMs !== 0) return;
+    this.#guarded(() => {
+      const now = Date.now();
+      if (now >= this.#dueAt) this.#emit(now);
+    });
+  }
+
+  cancel(): void {
+    this.#close("client", "cancel");
+  }
+
+  /** Graceful shutdown: a reconnection hint, a last comment, a clean end. */
+  shutdown(): void {
+    if (this.#state === "closed") return;
+    const now = Date.now();
+    this.#write(
+      this.#sse.retry(SHUTDOWN_RETRY_MS) + this.#sse.comment("server shutting down"),
+      now,
+    );
+    this.#end("shutdown");
+  }
+
+  readonly #onAbort = (): void => this.#close("client", "abort");
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#wakeAt = Infinity;
+    this.#guarded(() => {
+      if (this.#state === "failing") this.#failWhenFlushed();
+      else this.#run(Date.now());
+    });
+  };
+
+  /** Nothing may throw out of a timer or a stream callback: end this stream, keep the process. */
+  #guarded(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#end("error", String(error));
+    }
+  }
+
+  /** Does whatever is due at `now`, then sleeps until the next thing is. */
+  #run(now: number): void {
+    if (this.#stalled(now)) return this.#end("stalled");
+    if (settings.maxLifetimeMs > 0 && now - this.#openedAt >= settings.maxLifetimeMs) {
+      return this.#end("lifetime");
+    }
+    if (now >= this.#dueAt) this.#emit(now);
+    else if (now - this.#lastWriteAt >= this.#plan.heartbeatMs) {
+      this.#write(this.#sse.comment("heartbeat"), now);
+    }
+    if (this.#state === "open") this.#arm(now);
+  }
+
+  /**
+   * True when data has waited in the queue for the stall timeout with the
+   * reader taking none of it: the client stopped reading, or (workerd) the
+   * runtime lost the connection without telling us.
+   */
+  #stalled(now: number): boolean {
+    const queued = HIGH_WATER_MARK - this.#controller.desiredSize!;
+    if (queued <= 0) {
+      this.#waitingSince = 0;
+      return false;
+    }
+    const consumed = this.#enqueued - queued;
+    if (consumed !== this.#consumed || this.#waitingSince === 0) {
+      this.#consumed = consumed;
+      this.#waitingSince = now;
+    }
+    return now - this.#waitingSince >= settings.stallTimeoutMs;
+  }
+
+  /** The events due now: `done` at the end, else one (paced) or a burst. */
+  #emit(now: number): void {
+    if (this.#nextId === this.#plan.doneId) this.#sendDone(now);
+    else if (this.#plan.intervalMs === 0) this.#burst(now);
+    else this.#emitDue(now);
+  }
+
+  #arm(now: number): void {
+    const plan = this.#plan;
+    let wake = this.#lastWriteAt + plan.heartbeatMs;
+    // With interval=0 the reader's pulls drive events after the first.
+    if (plan.intervalMs !== 0 || now < this.#dueAt) wake = Math.min(wake, this.#dueAt);
+    if (this.#waitingSince !== 0) {
+      wake = Math.min(wake, this.#waitingSince + settings.stallTimeoutMs);
+    }
+    if (settings.maxLifetimeMs > 0) wake = Math.min(wake, this.#openedAt + settings.maxLifetimeMs);
+    if (this.#timer !== undefined) {
+      if (wake >= this.#wakeAt) return;
+      clearTimeout(this.#timer);
+    }
+    this.#wakeAt = wake;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, wake - now));
+  }
+
+  /** Paced streams: the event whose deadline has come, or a drop if the reader lags. */
+  #emitDue(now: number): void {
+    const id = this.#nextId++;
+    this.#dueAt += this.#plan.intervalMs;
+    if (this.#controller.desiredSize! <= 0) {
+      this.#stats.dropped++;
+      if (logEnabled("debug")) log("debug", "event dropped", { stream: this.#streamId, id });
+    } else {
+      const text = this.#eventText(id, now);
+      if (!this.#write(text, now)) return;
+      this.#countSent(1, id);
+    }
+    this.#afterEvents(now);
+  }
+
+  /** `interval=0`: as many events as the queue has room for, in one chunk. */
+  #burst(now: number): void {
+    const budget = Math.min(this.#controller.desiredSize!, BURST_BYTES);
+    if (budget <= 0) return;
+    const failAfter = this.#plan.failAfter;
+    let text = "";
+    let count = 0;
+    do {
+      text += this.#eventText(this.#nextId++, now);
+      count++;
+    } while (
+      text.length < budget && this.#nextId !== this.#plan.doneId &&
+      (failAfter === undefined || this.#sent + count < failAfter)
+    );
+    if (!this.#write(text, now)) return;
+    this.#countSent(count, this.#nextId - 1);
+    this.#afterEvents(now);
+  }
+
+  #eventText(id: number, now: number): string {
+    const plan = this.#plan;
+    return this.#sse.event({ id, event: plan.eventName, data: plan.payload(id, isoTime(now)) });
+  }
+
+  #countSent(count: number, lastId: number): void {
+    this.#sent += count;
+    this.#stats.events += count;
+    if (logEnabled("debug")) {
+      log("debug", "events sent", { stream: this.#streamId, count, last_id: lastId });
+    }
+  }
+
+  /** After data events: a break at `fail_after`, `done` after the last id. */
+  #afterEvents(now: number): void {
+    const plan = this.#plan;
+    if (plan.failAfter !== undefined && this.#sent >= plan.failAfter) {
+      this.#state = "failing";
+      this.#failWhenFlushed();
+    } else if (this.#nextId === plan.doneId) {
+      this.#sendDone(now);
+    } else if (this.#nextId > Number.MAX_SAFE_INTEGER) {
+      // Ids past 2^53 would no longer be exact: the id space ends here.
+      this.#end("done");
+    }
+  }
+
+  #sendDone(now: number): void {
+    const done = this.#sse.event({ id: this.#plan.doneId, event: "done", data: "complete" });
+    if (this.#write(done, now)) this.#end("done");
+  }
+
+  /** Enqueues `text`; false when the stream can no longer take data. */
+  #write(text: string, now: number): boolean {
+    const controller = this.#controller;
+    const wasEmpty = controller.desiredSize! >= HIGH_WATER_MARK;
+    const bytes = utf8.encode(text);
+    try {
+      const chunk = this.#plan.chunkBytes;
+      if (chunk === undefined || bytes.length <= chunk) controller.enqueue(bytes);
+      else {
+        // Copies, not views: a runtime may detach a chunk's buffer on read.
+        for (let at = 0; at < bytes.length; at += chunk) {
+          controller.enqueue(bytes.slice(at, at + chunk));
+        }
+      }
+    } catch (error) {
+      this.#close("client", `write failed: ${error}`);
+      return false;
+    }
+    this.#enqueued += bytes.length;
+    this.#lastWriteAt = now;
+    if (wasEmpty && controller.desiredSize! < HIGH_WATER_MARK) {
+      // The reader is not waiting for data: the stall clock starts now.
+      this.#consumed = this.#enqueued - (HIGH_WATER_MARK - controller.desiredSize!);
+      this.#waitingSince = now;
+      if (this.#state === "open") this.#arm(now);
+    }
+    return true;
+  }
+
+  /**
+   * `fail_after`: once the queue is empty and a moment has passed for the
+   * runtime to write it out, error the body so the connection breaks without
+   * a clean end.
+   */
+  #failWhenFlushed(): void {
+    const now = Date.now();
+    if (this.#stalled(now)) return this.#end("stalled");
+    if (this.#waitingSince !== 0) {
+      this.#timer = setTimeout(this.#onTimer, FAIL_POLL_MS);
+    } else if (this.#failAt === 0) {
+      // Drained: give the runtime a moment to write the last bytes out.
+      this.#failAt = now + FAIL_FLUSH_MS;
+      this.#timer = setTimeout(this.#onTimer, FAIL_FLUSH_MS);
+    } else if (now < this.#failAt) {
+      this.#timer = setTimeout(this.#onTimer, this.#failAt - now);
+    } else {
+      this.#end("fail_after");
+    }
+  }
+
+  /** Ends the stream from the server side. */
+  #end(reason: Exclude<CloseReason, "client">, detail?: string): void {
+    const controller = this.#controller;
+    this.#close(reason, detail);
+    try {
+      if (reason === "done" || reason === "shutdown" || reason === "lifetime") controller.close();
+      else controller.error(new Error(`stream ended: ${reason}`));
+    } catch {
+      // Already closed by the client: nothing left to end.
+    }
+  }
+
+  /** The one way out: idempotent, whichever signal comes first. */
+  #close(reason: CloseReason, detail?: string): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    registry.closed(this, this.#plan.path, reason);
+    log(reason === "error" ? "error" : "info", "stream closed", {
+      stream: this.#streamId,
+      path: this.#plan.path,
+      client: this.#plan.client,
+      reason,
+      detail,
+      events: this.#sent,
+      duration_ms: Date.now() - this.#openedAt,
+    });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Which streams are open, and the counters `/metrics` and `/health` report.
+ *
+ * @module
+ */
+
+/** Why a stream ended; the `reason` label of `sse_disconnects_total`. */
+export type CloseReason =
+  | "client"
+  | "done"
+  | "fail_after"
+  | "stalled"
+  | "lifetime"
+  | "shutdown"
+  | "error";
+
+/** Counters kept per stream path. */
+export interface PathStats {
+  open: number;
+  total: number;
+  events: number;
+  dropped: number;
+  disconnects: Partial<Record<CloseReason, number>>;
+}
+
+/** What the registry needs of an open stream: a way to end it. */
+export interface Closable {
+  /** Ends the stream from the server side (graceful shutdown). */
+  shutdown(): void;
+}
+
+/**
+ * The process-wide registry. One per isolate: Workers run one per isolate
+ * too, so the figures there are per isolate.
+ *
+ * @example Counting a stream's life
+ * ```ts
+ * import { StreamRegistry } from "./stream_registry.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const registry = new StreamRegistry();
+ * const stream = { shutdown() {} };
+ * const stats = registry.opened(stream, "/events");
+ * stats.events += 3;
+ * registry.closed(stream, "/events", "client");
+ * assert.deepEqual(registry.stats("/events").disconnects, { client: 1 });
+ * assert.equal(registry.openCount, 0);
+ * ```
+ */
+export class StreamRegistry {
+  readonly #open = new Set<Closable>();
+  readonly #paths = new Map<string, PathStats>();
+  /** Stream requests refused by the `MAX_STREAMS` cap or during shutdown. */
+  rejected = 0;
+  /** Set once shutdown begins: no new stream is opened after it. */
+  draining = false;
+
+  /** Streams open now, on every path. */
+  get openCount(): number {
+    return this.#open.size;
+  }
+
+  /** The counters of `path`, created on first use. */
+  stats(path: string): PathStats {
+    let stats = this.#paths.get(path);
+    if (stats === undefined) {
+      stats = { open: 0, total: 0, events: 0, dropped: 0, disconnects: {} };
+      this.#paths.set(path, stats);
+    }
+    return stats;
+  }
+
+  /** Every path seen so far with its counters. */
+  entries(): IterableIterator<[string, PathStats]> {
+    return this.#paths.entries();
+  }
+
+  /** Records a new stream; returns its path's counters for cheap updates. */
+  opened(stream: Closable, path: string): PathStats {
+    this.#open.add(stream);
+    const stats = this.stats(path);
+    stats.open++;
+    stats.total++;
+    return stats;
+  }
+
+  /** Records that a stream ended. Call exactly once per stream. */
+  closed(stream: Closable, path: string, reason: CloseReason): void {
+    if (!this.#open.delete(stream)) return;
+    const stats = this.stats(path);
+    stats.open--;
+    stats.disconnects[reason] = (stats.disconnects[reason] ?? 0) + 1;
+  }
+
+  /** Ends every open stream; returns how many there were. */
+  shutdownAll(): number {
+    this.draining = true;
+    const streams = [...this.#open];
+    for (const stream of streams) stream.shutdown();
+    return streams.length;
+  }
+}
+
+/** The registry every handler shares. */
+export const registry: StreamRegistry = new StreamRegistry();
