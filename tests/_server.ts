@@ -68,13 +68,13 @@ function command(runtime: Runtime, env: Record<string, string>): [string, string
         "0",
         "--inspector-port",
         "0",
-        "--log-level",
-        "info",
         ...Object.entries(env).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       ]];
   }
 }
 
+// deno-lint-ignore no-control-regex
+const ANSI_ESCAPE = /\x1b\[[0-9;]*m/g;
 // What each runtime prints once it listens.
 const LISTENING =
   /(?:Listening on|development server:|Started server:|Ready on) (http:\/\/[^\s/]+)/;
@@ -112,7 +112,8 @@ export async function startServer(
   let output = "";
   const waiters = new Set<() => void>();
   const onData = (data: Buffer) => {
-    output += data.toString();
+    // deno serve colours its banner even with NO_COLOR set.
+    output += data.toString().replace(ANSI_ESCAPE, "");
     for (const wake of waiters) wake();
   };
   child.stdout!.on("data", onData);
@@ -213,11 +214,21 @@ async function waitUntilServing(url: string): Promise<void> {
  * await stopAll(servers);
  * ```
  */
-export function startServers(
+export async function startServers(
   runtimes: readonly Runtime[] = RUNTIMES,
   options: ServerOptions = {},
 ): Promise<RunningServer[]> {
-  return Promise.all(runtimes.map((runtime) => startServer(runtime, options)));
+  const results = await Promise.allSettled(
+    runtimes.map((runtime) => startServer(runtime, options)),
+  );
+  const started = results.flatMap((result) => result.status === "fulfilled" ? [result.value] : []);
+  const failed = results.find((result) => result.status === "rejected");
+  if (failed !== undefined) {
+    // Leave nothing running behind a failed start.
+    await stopAll(started);
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return started;
 }
 
 /** Stops every server. */
