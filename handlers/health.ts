@@ -23,6 +23,7 @@ const startedAt = Date.now();
  * ```
  */
 export function handleHealth(): Response {
+  registry.sweepSoon(Date.now());
   return jsonResponse({
     status: registry.draining ? "draining" : "healthy",
     runtime: runtimeName,

@@ -43,6 +43,7 @@ const PER_PATH: readonly Metric[] = [
  * ```
  */
 export function renderMetrics(): string {
+  registry.sweepSoon(Date.now());
   const paths = [...registry.entries()];
   let out = "";
   for (const metric of PER_PATH) {

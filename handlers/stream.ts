@@ -118,6 +118,7 @@ export function handleStream(
     return new Response(null, { status: 204, headers: SSE_HEADERS });
   }
   if (request.method === "HEAD") return new Response(null, { headers: SSE_HEADERS });
+  registry.sweepSoon(Date.now());
   if (registry.draining || registry.openCount >= settings.maxStreams) {
     registry.rejected++;
     return jsonResponse(

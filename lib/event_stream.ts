@@ -222,6 +222,7 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
 
   /** Does whatever is due at `now`, then sleeps until the next thing is. */
   #run(now: number): void {
+    registry.sweepSoon(now);
     if (this.#stalled(now)) return this.#end("stalled");
     if (settings.maxLifetimeMs > 0 && now - this.#openedAt >= settings.maxLifetimeMs) {
       return this.#end("lifetime");
@@ -268,12 +269,27 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
       wake = Math.min(wake, this.#waitingSince + settings.stallTimeoutMs);
     }
     if (settings.maxLifetimeMs > 0) wake = Math.min(wake, this.#openedAt + settings.maxLifetimeMs);
-    if (this.#timer !== undefined) {
-      if (wake >= this.#wakeAt) return;
-      clearTimeout(this.#timer);
+    if (this.#timer !== undefined && wake >= this.#wakeAt) return;
+    this.#schedule(wake, now);
+  }
+
+  /** (Re)arms the stream's one timer for `at`. */
+  #schedule(at: number, now: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#wakeAt = at;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, at - now));
+  }
+
+  /**
+   * Called by the registry's sweep from whatever code is running: workerd
+   * drops the timers of a request whose client left without firing cancel()
+   * or the abort signal (seen after events written in pieces), so a stream
+   * whose timer is overdue by the stall timeout will never run again.
+   */
+  sweep(now: number): void {
+    if (this.#timer !== undefined && now - this.#wakeAt > settings.stallTimeoutMs) {
+      this.#end("orphaned", `timer overdue by ${now - this.#wakeAt} ms`);
     }
-    this.#wakeAt = wake;
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, wake - now));
   }
 
   /** Paced streams: the event whose deadline has come, or a drop if the reader lags. */
@@ -380,13 +396,13 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
     const now = Date.now();
     if (this.#stalled(now)) return this.#end("stalled");
     if (this.#waitingSince !== 0) {
-      this.#timer = setTimeout(this.#onTimer, FAIL_POLL_MS);
+      this.#schedule(now + FAIL_POLL_MS, now);
     } else if (this.#failAt === 0) {
       // Drained: give the runtime a moment to write the last bytes out.
       this.#failAt = now + FAIL_FLUSH_MS;
-      this.#timer = setTimeout(this.#onTimer, FAIL_FLUSH_MS);
+      this.#schedule(this.#failAt, now);
     } else if (now < this.#failAt) {
-      this.#timer = setTimeout(this.#onTimer, this.#failAt - now);
+      this.#schedule(this.#failAt, now);
     } else {
       this.#end("fail_after");
     }
@@ -410,6 +426,7 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
     this.#state = "closed";
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#wakeAt = Infinity;
     this.#signal.removeEventListener("abort", this.#onAbort);
     registry.closed(this, this.#plan.path, reason);
     log(reason === "error" ? "error" : "info", "stream closed", {

@@ -12,6 +12,7 @@ export type CloseReason =
   | "stalled"
   | "lifetime"
   | "shutdown"
+  | "orphaned"
   | "error";
 
 /** Counters kept per stream path. */
@@ -23,11 +24,16 @@ export interface PathStats {
   disconnects: Partial<Record<CloseReason, number>>;
 }
 
-/** What the registry needs of an open stream: a way to end it. */
+/** What the registry needs of an open stream. */
 export interface Closable {
   /** Ends the stream from the server side (graceful shutdown). */
   shutdown(): void;
+  /** Ends the stream if the runtime has silently stopped running it. */
+  sweep(now: number): void;
 }
+
+// The registry looks for orphaned streams at most this often.
+const SWEEP_INTERVAL_MS = 1_000;
 
 /**
  * The process-wide registry. One per isolate: Workers run one per isolate
@@ -39,7 +45,7 @@ export interface Closable {
  * import assert from "node:assert/strict";
  *
  * const registry = new StreamRegistry();
- * const stream = { shutdown() {} };
+ * const stream = { shutdown() {}, sweep() {} };
  * const stats = registry.opened(stream, "/events");
  * stats.events += 3;
  * registry.closed(stream, "/events", "client");
@@ -54,6 +60,7 @@ export class StreamRegistry {
   rejected = 0;
   /** Set once shutdown begins: no new stream is opened after it. */
   draining = false;
+  #lastSweep = 0;
 
   /** Streams open now, on every path. */
   get openCount(): number {
@@ -90,6 +97,17 @@ export class StreamRegistry {
     const stats = this.stats(path);
     stats.open--;
     stats.disconnects[reason] = (stats.disconnects[reason] ?? 0) + 1;
+  }
+
+  /**
+   * Lets every open stream check that it is still alive, at most once a
+   * second. Any running code may call it: a stream whose runtime dropped it
+   * cannot check itself.
+   */
+  sweepSoon(now: number): void {
+    if (now - this.#lastSweep < SWEEP_INTERVAL_MS) return;
+    this.#lastSweep = now;
+    for (const stream of this.#open) stream.sweep(now);
   }
 
   /** Ends every open stream; returns how many there were. */

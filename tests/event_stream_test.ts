@@ -251,6 +251,20 @@ describe("openEventStream", () => {
     assert.match(closeLines(log)[0], /reason=shutdown/);
   });
 
+  it("a stream whose timer the runtime dropped is swept as orphaned (workerd)", async () => {
+    applySettings({ ...DEFAULT_SETTINGS, stallTimeoutMs: 1_000 });
+    const { reader } = open({ intervalMs: 60_000 });
+    await readText(reader, (t) => t.includes("\n\n"));
+    // Nothing is overdue yet: the sweep leaves a live stream alone.
+    registry.sweepSoon(Date.now() + 500);
+    assert.equal(registry.stats(PATH).open, 1);
+    // As seen from other requests 62 s later, its timer (due at 60 s) never ran.
+    registry.sweepSoon(Date.now() + 62_000);
+    assert.equal(registry.stats(PATH).open, 0);
+    assert.match(closeLines(log)[0], /reason=orphaned detail="timer overdue by \d+ ms"/);
+    await assert.rejects(readText(reader, () => false));
+  });
+
   it("a timer callback that throws ends that stream and keeps the process", async () => {
     let calls = 0;
     const { reader } = open({
