@@ -33,8 +33,8 @@ export interface PatternParam {
 export type ParamSpec = IntegerParam | ChoiceParam | PatternParam;
 
 /**
- * Every parameter a stream endpoint accepts. The README's reference table and
- * the page's form are written from this table.
+ * Every parameter a stream endpoint accepts, with its bounds
+ * (`tests/readme_test.ts` holds the README's reference table to it).
  *
  * @example Reading the bounds of a parameter
  * ```ts
