@@ -10,6 +10,8 @@
 
 import indexHtml from "../static/index.html" with { type: "text" };
 import appJs from "../static/app.js" with { type: "text" };
+import chartJs from "../static/chart.js" with { type: "text" };
+import eventLogJs from "../static/event_log.js" with { type: "text" };
 import styleCss from "../static/style.css" with { type: "text" };
 import faviconSvg from "../static/favicon.svg" with { type: "text" };
 import { CORS_HEADERS } from "../lib/http.ts";
@@ -60,6 +62,16 @@ export const STATIC_FILES: ReadonlyMap<string, StaticFile> = new Map([
   ["/", { body: indexHtml, type: "text/html; charset=utf-8", headers: HTML_HEADERS }],
   ["/static/app.js", {
     body: appJs,
+    type: "text/javascript; charset=utf-8",
+    headers: COMMON_HEADERS,
+  }],
+  ["/static/chart.js", {
+    body: chartJs,
+    type: "text/javascript; charset=utf-8",
+    headers: COMMON_HEADERS,
+  }],
+  ["/static/event_log.js", {
+    body: eventLogJs,
     type: "text/javascript; charset=utf-8",
     headers: COMMON_HEADERS,
   }],

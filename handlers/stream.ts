@@ -117,10 +117,11 @@ export function handleStream(
     // Complete already: 204 is the one answer that stops EventSource reconnecting.
     return new Response(null, { status: 204, headers: SSE_HEADERS });
   }
-  if (request.method === "HEAD") return new Response(null, { headers: SSE_HEADERS });
   registry.sweepSoon(Date.now());
+  const isHead = request.method === "HEAD";
   if (registry.draining || registry.openCount >= settings.maxStreams) {
-    registry.rejected++;
+    // HEAD answers what GET would, but only a refused stream counts.
+    if (!isHead) registry.rejected++;
     return jsonResponse(
       {
         error: registry.draining ? "server is shutting down" : "too many open streams",
@@ -130,6 +131,7 @@ export function handleStream(
       { "retry-after": "5" },
     );
   }
+  if (isHead) return new Response(null, { headers: SSE_HEADERS });
 
   const plan: StreamPlan = {
     path: preset.path,

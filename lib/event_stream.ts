@@ -21,6 +21,8 @@ import { type LineEnding, SseEncoder } from "./sse_encoder.ts";
 import { type CloseReason, type PathStats, registry } from "./stream_registry.ts";
 import { settings } from "./settings.ts";
 import { log, logEnabled } from "./log.ts";
+import { type Clock, RequestClock, SharedClock, type Sleeper } from "./clock.ts";
+import { timersBelongToRequests } from "./runtime.ts";
 
 /** Everything that decides the bytes and the timing of one stream. */
 export interface StreamPlan {
@@ -61,12 +63,11 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Bytes a stream may queue before its reader counts as slow: past it, a
- * paced stream drops events instead of buffering them.
+ * The most text one `interval=0` pull coalesces into a single chunk. The
+ * queue itself holds one chunk (the default strategy, which is also Bun's
+ * cheapest): while a chunk waits, paced events are dropped, not buffered.
  */
-export const HIGH_WATER_MARK = 64 * 1024;
-// The most text one `interval=0` pull coalesces into a single chunk.
-const BURST_BYTES = 64 * 1024;
+export const BURST_BYTES = 64 * 1024;
 // `fail_after` waits this long for the last events to leave the process:
 // Bun drops bytes enqueued just before a stream errors.
 const FAIL_FLUSH_MS = 100;
@@ -74,6 +75,14 @@ const FAIL_POLL_MS = 10;
 const SHUTDOWN_RETRY_MS = 3_000;
 
 const utf8 = new TextEncoder();
+// One timer for every stream, except where timers belong to a request.
+const CLOCK: Clock = timersBelongToRequests ? new RequestClock() : new SharedClock();
+// Encoders hold no per-stream state worth a copy per stream.
+const ENCODERS: Record<LineEnding, SseEncoder> = {
+  lf: new SseEncoder("lf"),
+  crlf: new SseEncoder("crlf"),
+  cr: new SseEncoder("cr"),
+};
 let lastStreamId = 0;
 
 // Many events share a millisecond; format each millisecond once.
@@ -111,15 +120,15 @@ function isoTime(ms: number): string {
  */
 export function openEventStream(plan: StreamPlan, request: Request): Response {
   const source = new EventStream(plan, request.signal);
-  const body = new ReadableStream<Uint8Array>(
-    source,
-    new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_MARK }),
-  );
-  return new Response(body, { headers: SSE_HEADERS });
+  return new Response(new ReadableStream<Uint8Array>(source), { headers: SSE_HEADERS });
 }
 
 /** The underlying source of one SSE body. Not exported: use {@linkcode openEventStream}. */
-class EventStream implements UnderlyingDefaultSource<Uint8Array> {
+class EventStream implements UnderlyingDefaultSource<Uint8Array>, Sleeper {
+  /** The clock's: when this stream wakes next. */
+  wakeAt = Infinity;
+  /** The clock's bookkeeping. */
+  clockSlot: Sleeper["clockSlot"] = undefined;
   readonly #plan: StreamPlan;
   readonly #signal: AbortSignal;
   readonly #sse: SseEncoder;
@@ -127,12 +136,10 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
   readonly #streamId = ++lastStreamId;
   readonly #openedAt = Date.now();
   #controller!: ReadableStreamDefaultController<Uint8Array>;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #wakeAt = Infinity;
   #nextId: number;
   #dueAt: number;
   #lastWriteAt: number;
-  // Stall detection: bytes consumed by the reader = enqueued - still queued.
+  // Stall detection: chunks consumed by the reader = enqueued - still queued.
   #enqueued = 0;
   #consumed = 0;
   // Since when data has waited in the queue with no reading (0: none waiting).
@@ -140,12 +147,15 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
   // fail_after: when the drained stream may be broken (0: not yet drained).
   #failAt = 0;
   #sent = 0;
+  // True while #write enqueues: an enqueue that feeds a waiting reader calls
+  // pull() synchronously, which must not emit in the middle of a write.
+  #writing = false;
   #state: "open" | "failing" | "closed" = "open";
 
   constructor(plan: StreamPlan, signal: AbortSignal) {
     this.#plan = plan;
     this.#signal = signal;
-    this.#sse = new SseEncoder(plan.lineEnding);
+    this.#sse = ENCODERS[plan.lineEnding];
     this.#nextId = plan.firstId;
     this.#dueAt = this.#openedAt + plan.delayMs;
     this.#lastWriteAt = this.#openedAt;
@@ -178,7 +188,7 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
   pull(): void {
     // The spec pulls whenever the queue has room, so a pull is no proof of
     // reading; it only drives interval=0 streams.
-    if (this.#state !== "open" || this.#plan.intervalMs !== 0) return;
+    if (this.#state !== "open" || this.#plan.intervalMs !== 0 || this.#writing) return;
     this.#guarded(() => {
       const now = Date.now();
       if (now >= this.#dueAt) this.#emit(now);
@@ -202,9 +212,9 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
 
   readonly #onAbort = (): void => this.#close("client", "abort");
 
-  readonly #onTimer = (): void => {
-    this.#timer = undefined;
-    this.#wakeAt = Infinity;
+  /** The clock calls this when the wake time has come. */
+  readonly onWake = (): void => {
+    if (this.#state === "closed") return;
     this.#guarded(() => {
       if (this.#state === "failing") this.#failWhenFlushed();
       else this.#run(Date.now());
@@ -240,7 +250,7 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
    * runtime lost the connection without telling us.
    */
   #stalled(now: number): boolean {
-    const queued = HIGH_WATER_MARK - this.#controller.desiredSize!;
+    const queued = 1 - this.#controller.desiredSize!;
     if (queued <= 0) {
       this.#waitingSince = 0;
       return false;
@@ -269,15 +279,8 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
       wake = Math.min(wake, this.#waitingSince + settings.stallTimeoutMs);
     }
     if (settings.maxLifetimeMs > 0) wake = Math.min(wake, this.#openedAt + settings.maxLifetimeMs);
-    if (this.#timer !== undefined && wake >= this.#wakeAt) return;
-    this.#schedule(wake, now);
-  }
-
-  /** (Re)arms the stream's one timer for `at`. */
-  #schedule(at: number, now: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#wakeAt = at;
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, at - now));
+    if (this.clockSlot !== undefined && wake >= this.wakeAt) return;
+    CLOCK.set(this, wake, now);
   }
 
   /**
@@ -287,8 +290,8 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
    * whose timer is overdue by the stall timeout will never run again.
    */
   sweep(now: number): void {
-    if (this.#timer !== undefined && now - this.#wakeAt > settings.stallTimeoutMs) {
-      this.#end("orphaned", `timer overdue by ${now - this.#wakeAt} ms`);
+    if (this.clockSlot !== undefined && now - this.wakeAt > settings.stallTimeoutMs) {
+      this.#end("orphaned", `timer overdue by ${now - this.wakeAt} ms`);
     }
   }
 
@@ -296,7 +299,10 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
   #emitDue(now: number): void {
     const id = this.#nextId++;
     this.#dueAt += this.#plan.intervalMs;
-    if (this.#controller.desiredSize! <= 0) {
+    // A chunk still queued a whole interval later means the reader lags:
+    // skip this event rather than buffer it. The first event of a connection
+    // always goes (it may follow the `retry:` line in the same turn).
+    if (this.#sent > 0 && this.#controller.desiredSize! <= 0) {
       this.#stats.dropped++;
       if (logEnabled("debug")) log("debug", "event dropped", { stream: this.#streamId, id });
     } else {
@@ -307,10 +313,9 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
     this.#afterEvents(now);
   }
 
-  /** `interval=0`: as many events as the queue has room for, in one chunk. */
+  /** `interval=0`: when the queue is empty, up to {@linkcode BURST_BYTES} of events in one chunk. */
   #burst(now: number): void {
-    const budget = Math.min(this.#controller.desiredSize!, BURST_BYTES);
-    if (budget <= 0) return;
+    if (this.#controller.desiredSize! <= 0) return;
     const failAfter = this.#plan.failAfter;
     let text = "";
     let count = 0;
@@ -318,7 +323,8 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
       text += this.#eventText(this.#nextId++, now);
       count++;
     } while (
-      text.length < budget && this.#nextId !== this.#plan.doneId &&
+      text.length < BURST_BYTES && this.#nextId !== this.#plan.doneId &&
+      this.#nextId <= Number.MAX_SAFE_INTEGER &&
       (failAfter === undefined || this.#sent + count < failAfter)
     );
     if (!this.#write(text, now)) return;
@@ -361,26 +367,31 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
   /** Enqueues `text`; false when the stream can no longer take data. */
   #write(text: string, now: number): boolean {
     const controller = this.#controller;
-    const wasEmpty = controller.desiredSize! >= HIGH_WATER_MARK;
+    const wasEmpty = controller.desiredSize! >= 1;
     const bytes = utf8.encode(text);
+    this.#writing = true;
     try {
       const chunk = this.#plan.chunkBytes;
-      if (chunk === undefined || bytes.length <= chunk) controller.enqueue(bytes);
-      else {
+      if (chunk === undefined || bytes.length <= chunk) {
+        controller.enqueue(bytes);
+        this.#enqueued++;
+      } else {
         // Copies, not views: a runtime may detach a chunk's buffer on read.
         for (let at = 0; at < bytes.length; at += chunk) {
           controller.enqueue(bytes.slice(at, at + chunk));
+          this.#enqueued++;
         }
       }
     } catch (error) {
       this.#close("client", `write failed: ${error}`);
       return false;
+    } finally {
+      this.#writing = false;
     }
-    this.#enqueued += bytes.length;
     this.#lastWriteAt = now;
-    if (wasEmpty && controller.desiredSize! < HIGH_WATER_MARK) {
+    if (wasEmpty && controller.desiredSize! < 1) {
       // The reader is not waiting for data: the stall clock starts now.
-      this.#consumed = this.#enqueued - (HIGH_WATER_MARK - controller.desiredSize!);
+      this.#consumed = this.#enqueued - (1 - controller.desiredSize!);
       this.#waitingSince = now;
       if (this.#state === "open") this.#arm(now);
     }
@@ -396,13 +407,13 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
     const now = Date.now();
     if (this.#stalled(now)) return this.#end("stalled");
     if (this.#waitingSince !== 0) {
-      this.#schedule(now + FAIL_POLL_MS, now);
+      CLOCK.set(this, now + FAIL_POLL_MS, now);
     } else if (this.#failAt === 0) {
       // Drained: give the runtime a moment to write the last bytes out.
       this.#failAt = now + FAIL_FLUSH_MS;
-      this.#schedule(this.#failAt, now);
+      CLOCK.set(this, this.#failAt, now);
     } else if (now < this.#failAt) {
-      this.#schedule(this.#failAt, now);
+      CLOCK.set(this, this.#failAt, now);
     } else {
       this.#end("fail_after");
     }
@@ -424,9 +435,7 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array> {
   #close(reason: CloseReason, detail?: string): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#wakeAt = Infinity;
+    CLOCK.clear(this);
     this.#signal.removeEventListener("abort", this.#onAbort);
     registry.closed(this, this.#plan.path, reason);
     log(reason === "error" ? "error" : "info", "stream closed", {

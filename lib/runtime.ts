@@ -32,6 +32,13 @@ let bunServer: BunServerLike | undefined;
 /** What the runtime says it is, e.g. `Deno/2.9.6`, `Bun/1.4.5`, `Cloudflare-Workers`. */
 export const runtimeName: string = globalThis.navigator?.userAgent ?? "unknown";
 
+/**
+ * Whether timers belong to the request that set them (Workers): they are
+ * cancelled with it, and may not write to another request's stream. Elsewhere
+ * one timer can serve every stream.
+ */
+export const timersBelongToRequests: boolean = runtimeName.startsWith("Cloudflare-Workers");
+
 /** What a handler may know about the connection behind a request. */
 export interface Peer {
   /** `host:port` or an address, where the runtime tells; for logs only. */

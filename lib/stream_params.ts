@@ -258,7 +258,8 @@ export function resumeAfter(
   request: Request,
   query: StreamQuery,
 ): number | "invalid" | undefined {
-  const raw = request.headers.get("last-event-id") ?? query.lastEventId;
+  // An empty header means "no id": the query may still say where to resume.
+  const raw = request.headers.get("last-event-id") || query.lastEventId;
   if (raw === undefined || raw === "") return undefined;
   return parseDecimal(raw) ?? "invalid";
 }

@@ -104,6 +104,8 @@ export async function readStream(url: string, options: ReadOptions = {}): Promis
     parser.feed(END_OF_INPUT);
     result.outcome = "end";
   } catch (error) {
+    // The bytes that did arrive still count: complete a trailing CR.
+    parser.feed(END_OF_INPUT);
     if (abort.signal.aborted) result.outcome = "stopped";
     else {
       result.outcome = "error";

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { HIGH_WATER_MARK, openEventStream, type StreamPlan } from "../lib/event_stream.ts";
+import { BURST_BYTES, openEventStream, type StreamPlan } from "../lib/event_stream.ts";
 import { applySettings, DEFAULT_SETTINGS } from "../lib/settings.ts";
 import { registry } from "../lib/stream_registry.ts";
 import { type CapturedLog, captureLog } from "./_log.ts";
@@ -152,7 +152,7 @@ describe("openEventStream", () => {
       const { done, value } = await reader.read();
       if (done) break;
       chunks++;
-      assert.ok(value.length <= 2 * HIGH_WATER_MARK);
+      assert.ok(value.length <= BURST_BYTES + 100);
       text += decoder.decode(value, { stream: true });
     }
     assert.equal(parse(text).length, 20_001);
@@ -212,7 +212,7 @@ describe("openEventStream", () => {
   it("drops paced events while the reader does not read, then closes it as stalled", async () => {
     applySettings({ ...DEFAULT_SETTINGS, stallTimeoutMs: 200 });
     const dropped = registry.stats(PATH).dropped;
-    // 40 KiB events: the queue is full after two.
+    // Nobody reads: the first event waits in the queue, the rest are dropped.
     const big = "x".repeat(40 * 1024);
     const { reader } = open({ intervalMs: 10, payload: (id) => `{"id":${id},"p":"${big}"}` });
     await sleep(150);
