@@ -382,14 +382,15 @@ describe("handleStream", () => {
       assert.deepEqual(await refused.response.json(), { error: "too many open streams", limit: 1 });
       assert.equal(refused.peer.keepAlives, 0);
       assert.equal(registry.rejected, rejected + 1);
-      // Refusals, status answers, finished resumes and HEAD open nothing.
+      // Refusals, status answers and finished resumes open nothing; HEAD
+      // answers what GET would (503 here) without counting a refusal.
       assert.equal(call("/stream?count=x").response.status, 400);
       assert.equal(call("/stream?status=418").response.status, 418);
       assert.equal(
         call("/stream/fast", { headers: { "last-event-id": "100" } }).response.status,
         204,
       );
-      assert.equal(call("/stream", { method: "HEAD" }).response.status, 200);
+      assert.equal(call("/stream", { method: "HEAD" }).response.status, 503);
       assert.equal(registry.rejected, rejected + 1);
     } finally {
       await reader.cancel();
