@@ -81,7 +81,12 @@ let workerEnvRead = false;
 export function handle(request: Request, info?: unknown, ctx?: unknown): Response {
   try {
     readWorkerEnvOnce(info, ctx);
-    const url = new URL(request.url);
+    const url = parseUrl(request.url);
+    if (url === undefined) {
+      // Runtimes build request.url from the Host header: a bad one (or none,
+      // under HTTP/1.0 on Bun) leaves it unparsable.
+      return jsonResponse({ error: "bad request: the URL or Host header is not valid" }, 400);
+    }
     const route = ROUTES.get(url.pathname);
     if (route === undefined) {
       return jsonResponse(
@@ -109,6 +114,15 @@ export function handle(request: Request, info?: unknown, ctx?: unknown): Respons
     // A bug, never a client's fault; keep the process and say so.
     log("error", "unhandled error", { error: String(error), url: request.url.slice(0, 200) });
     return jsonResponse({ error: "internal error" }, 500);
+  }
+}
+
+function parseUrl(text: string): URL | undefined {
+  try {
+    // A bare path (Bun without a Host header) is resolved against a stand-in origin.
+    return new URL(text, "http://localhost");
+  } catch {
+    return undefined;
   }
 }
 

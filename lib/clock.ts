@@ -19,8 +19,8 @@ export interface Sleeper {
   wakeAt: number;
   /** The clock's bookkeeping: a heap index or a timer handle. */
   clockSlot: number | ReturnType<typeof setTimeout> | undefined;
-  /** Called once the wake time has come. Must not throw. */
-  readonly onWake: () => void;
+  /** Called once the wake time `at` has come. Must not throw. */
+  readonly onWake: (at: number) => void;
 }
 
 /** Turns wake times into callbacks. */
@@ -95,15 +95,17 @@ export class SharedClock implements Clock {
     // in between. Past the cap the rest are due at once: the timer re-arms at
     // 0 ms.
     const due: Sleeper[] = [];
+    const dueAt: number[] = [];
     while (due.length < MAX_WAKES_PER_TURN && heap.length > 0 && heap[0].wakeAt <= now) {
       const sleeper = heap[0];
       this.#removeAt(0);
+      dueAt.push(sleeper.wakeAt);
       sleeper.wakeAt = Infinity;
       due.push(sleeper);
     }
-    for (const sleeper of due) {
+    for (let i = 0; i < due.length; i++) {
       // A sleeper re-set by an earlier one's wake (shutdown, sweep) waits for its new time.
-      if (sleeper.clockSlot === undefined) sleeper.onWake();
+      if (due[i].clockSlot === undefined) due[i].onWake(dueAt[i]);
     }
     this.#arm(now);
   };
@@ -185,7 +187,7 @@ export class RequestClock implements Clock {
     sleeper.clockSlot = setTimeout(() => {
       sleeper.clockSlot = undefined;
       sleeper.wakeAt = Infinity;
-      sleeper.onWake();
+      sleeper.onWake(at);
     }, Math.max(0, at - now));
   }
 

@@ -29,7 +29,7 @@ export interface Closable {
   /** Ends the stream from the server side (graceful shutdown). */
   shutdown(): void;
   /** Ends the stream if the runtime has silently stopped running it. */
-  sweep(now: number): void;
+  sweep(now: number, slackMs: number): void;
 }
 
 // The registry looks for orphaned streams at most this often.
@@ -61,6 +61,9 @@ export class StreamRegistry {
   /** Set once shutdown begins: no new stream is opened after it. */
   draining = false;
   #lastSweep = 0;
+  // The latest any timer ran, in this sweep window and the one before.
+  #lag = 0;
+  #lagBefore = 0;
 
   /** Streams open now, on every path. */
   get openCount(): number {
@@ -107,7 +110,18 @@ export class StreamRegistry {
   sweepSoon(now: number): void {
     if (now - this.#lastSweep < SWEEP_INTERVAL_MS) return;
     this.#lastSweep = now;
-    for (const stream of this.#open) stream.sweep(now);
+    const slack = Math.max(this.#lag, this.#lagBefore);
+    this.#lagBefore = this.#lag;
+    this.#lag = 0;
+    for (const stream of this.#open) stream.sweep(now, slack);
+  }
+
+  /**
+   * Records how late a timer ran. On a runtime too busy to run timers on
+   * time, a stream is not called orphaned for lateness that live ones share.
+   */
+  noteTimerLag(ms: number): void {
+    if (ms > this.#lag) this.#lag = ms;
   }
 
   /** Ends every open stream; returns how many there were. */

@@ -265,6 +265,25 @@ describe("openEventStream", () => {
     await assert.rejects(readText(reader, () => false));
   });
 
+  it("is not called orphaned for lateness that live timers share (a busy workerd)", async () => {
+    applySettings({ ...DEFAULT_SETTINGS, stallTimeoutMs: 1_000 });
+    const { reader } = open({ intervalMs: 60_000 });
+    await readText(reader, (t) => t.includes("\n\n"));
+    // Later than any sweep the test before simulated (sweeps are 1 s apart).
+    const start = Date.now() + 10_000;
+    // Timers that did run were 100 s late: ~81 s overdue is no proof of death.
+    registry.noteTimerLag(100_000);
+    registry.sweepSoon(start + 72_000);
+    assert.equal(registry.stats(PATH).open, 1);
+    // The lateness counts for two sweep windows; then, with none seen since, it is dead.
+    registry.sweepSoon(start + 73_500);
+    assert.equal(registry.stats(PATH).open, 1);
+    registry.sweepSoon(start + 75_000);
+    assert.equal(registry.stats(PATH).open, 0);
+    assert.match(closeLines(log)[0], /reason=orphaned/);
+    await assert.rejects(readText(reader, () => false));
+  });
+
   it("a timer callback that throws ends that stream and keeps the process", async () => {
     let calls = 0;
     const { reader } = open({

@@ -86,6 +86,18 @@ describe("mod.ts routing", () => {
     assert.deepEqual(await response.json(), { error: "not found", path: "/nothing" });
   });
 
+  it("answers 400, not 500, when the runtime could not build a URL (bad Host)", async () => {
+    const request = new Request("http://localhost/health");
+    Object.defineProperty(request, "url", { value: "http://x y/health" });
+    const response = handle(request);
+    assert.equal(response.status, 400);
+    assert.match((await response.json()).error, /Host/);
+    // Bun hands over a bare path when HTTP/1.0 sends no Host: route it.
+    const bare = new Request("http://localhost/health");
+    Object.defineProperty(bare, "url", { value: "/health" });
+    assert.equal(handle(bare).status, 200);
+  });
+
   it("405s other methods with Allow and JSON", async () => {
     for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
       const response = get("/events", { method });
