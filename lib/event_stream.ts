@@ -73,6 +73,9 @@ export const BURST_BYTES = 64 * 1024;
 const FAIL_FLUSH_MS = 100;
 const FAIL_POLL_MS = 10;
 const SHUTDOWN_RETRY_MS = 3_000;
+// A timer overdue by this much more than live timers are running late was
+// dropped by the runtime (workerd), not delayed.
+const ORPHAN_GRACE_MS = 2_000;
 
 const utf8 = new TextEncoder();
 // One timer for every stream, except where timers belong to a request.
@@ -288,14 +291,12 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array>, Sleeper {
    * Called by the registry's sweep from whatever code is running: workerd
    * drops the timers of a request whose client left without firing cancel()
    * or the abort signal (seen after events written in pieces), so a stream
-   * whose timer is overdue by the stall timeout will never run again. A busy
-   * runtime runs live timers late too: `slackMs` is the lateness the
-   * registry has just seen on timers that did run.
+   * whose timer is overdue will never run again. A busy runtime runs live
+   * timers late too: `slackMs` is the lateness the registry has just seen on
+   * timers that did run.
    */
   sweep(now: number, slackMs: number): void {
-    if (
-      this.clockSlot !== undefined && now - this.wakeAt > settings.stallTimeoutMs + slackMs
-    ) {
+    if (this.clockSlot !== undefined && now - this.wakeAt > ORPHAN_GRACE_MS + slackMs) {
       this.#end("orphaned", `timer overdue by ${now - this.wakeAt} ms`);
     }
   }

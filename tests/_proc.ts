@@ -2,10 +2,10 @@
  * Test helper: finds the process that actually runs `mod.ts` for a server
  * started by `_server.ts`, and reads its resident memory (Linux `/proc`).
  *
- * Under Deno and Bun that is the spawned process itself. Under workerd the
- * spawned process is wrangler (Node), which starts two workerd processes: a
- * proxy that owns the public port, and the one that runs the Worker — the
- * one started with an inspector address. That one is sampled.
+ * Under Deno, Bun and workerd that is the spawned process itself. Under
+ * `wrangler dev` the spawned process is wrangler (Node), which starts two
+ * workerd processes: a proxy that owns the public port, and the one that runs
+ * the Worker — the one started with an inspector address. That one is sampled.
  *
  * @module
  */
@@ -50,7 +50,7 @@ function processGroup(leader: number): ProcInfo[] {
  * ```
  */
 export function serverProcessId(server: RunningServer): number {
-  if (server.runtime !== "workerd") return server.pid;
+  if (server.name !== "wrangler dev") return server.pid;
   const workerds = processGroup(server.pid).filter((info) =>
     info.cmdline.some((arg) => arg.endsWith("/workerd")) && info.cmdline.includes("serve")
   );

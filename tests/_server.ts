@@ -1,12 +1,21 @@
 /**
- * Test helper: starts `mod.ts` under Deno, Bun or workerd (via `wrangler dev`)
- * on an ephemeral loopback port, collects its log, and stops it by its
- * process group. Used by every end-to-end test and by the benchmark.
+ * Test helper: starts `mod.ts` under Deno, Bun or workerd on an ephemeral
+ * loopback port, collects its log, and stops it by its process group. Used
+ * by every end-to-end test and by the benchmark.
+ *
+ * workerd runs directly, from a bundle and a generated config with the
+ * compatibility settings of `wrangler.jsonc`: what the edge runs, without the
+ * local proxy `wrangler dev` puts in front (whose Node process costs as much
+ * CPU as the worker under load). The target `"wrangler dev"` starts that
+ * user-facing path.
  *
  * @module
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The runtimes ssebin must run on. */
@@ -22,6 +31,8 @@ const BIN = `${ROOT}node_modules/.bin/`;
 /** A server process started by {@linkcode startServer}. */
 export interface RunningServer {
   runtime: Runtime;
+  /** What was started: the runtime's name, or `wrangler dev`. */
+  name: Target;
   /** `http://127.0.0.1:PORT` (no trailing slash). */
   url: string;
   pid: number;
@@ -43,14 +54,79 @@ export interface ServerOptions {
   startupMs?: number;
 }
 
-function command(runtime: Runtime, env: Record<string, string>): [string, string[]] {
-  switch (runtime) {
+/**
+ * The flags `deno task start` gives `deno serve` (permissions, V8 memory mode,
+ * abort semantics), read from deno.json so tests and the benchmark run the
+ * server exactly as users do.
+ */
+export const DENO_SERVE_FLAGS: readonly string[] = denoServeFlags();
+
+function denoServeFlags(): string[] {
+  const tasks = JSON.parse(readFileSync(`${ROOT}deno.json`, "utf8")).tasks;
+  const flags = /deno serve ((?:--\S+ )+)--host/.exec(tasks.start)?.[1];
+  if (flags === undefined) {
+    throw new Error("deno.json: tasks.start has no `deno serve <flags> --host`");
+  }
+  return flags.trim().split(" ");
+}
+
+/** The compatibility settings of wrangler.jsonc (JSON with `//` comment lines). */
+function wranglerConfig(): { compatibility_date: string; compatibility_flags: string[] } {
+  const text = readFileSync(`${ROOT}wrangler.jsonc`, "utf8");
+  return JSON.parse(text.split("\n").filter((line) => !line.trim().startsWith("//")).join("\n"));
+}
+
+/**
+ * Bundles `entry` for workerd into `dir` and writes a config serving it on
+ * 127.0.0.1, any port, with `env` as text bindings (how Workers receive
+ * variables); returns the config's path.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const config = prepareWorkerd("mod.ts", { LOG_LEVEL: "warn" }, "/tmp/w/");
+ * ```
+ */
+export function prepareWorkerd(entry: string, env: Record<string, string>, dir: string): string {
+  execFileSync("node", [`${ROOT}tests/_bundle_worker.mjs`, entry, join(dir, "worker.js")], {
+    cwd: ROOT,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const { compatibility_date, compatibility_flags } = wranglerConfig();
+  const bindings = Object.entries(env)
+    .map(([name, value]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`)
+    .join(", ");
+  const config = join(dir, "config.capnp");
+  writeFileSync(
+    config,
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .worker) ],
+  sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "main") ],
+);
+const worker :Workerd.Worker = (
+  modules = [ (name = "worker.js", esModule = embed "worker.js") ],
+  compatibilityDate = ${JSON.stringify(compatibility_date)},
+  compatibilityFlags = ${JSON.stringify(compatibility_flags)},
+  bindings = [ ${bindings} ],
+);
+`,
+  );
+  return config;
+}
+
+/** What {@linkcode startServer} can start: a runtime, or workerd behind `wrangler dev`. */
+export type Target = Runtime | "wrangler dev";
+
+function command(
+  launcher: Target,
+  env: Record<string, string>,
+  scratch: string,
+): [string, string[]] {
+  switch (launcher) {
     case "deno":
       return [`${BIN}deno`, [
         "serve",
-        "--unstable-no-legacy-abort",
-        "--allow-env",
-        "--allow-sys=systemMemoryInfo",
+        ...DENO_SERVE_FLAGS,
         "--host",
         "127.0.0.1",
         "--port",
@@ -60,6 +136,9 @@ function command(runtime: Runtime, env: Record<string, string>): [string, string
     case "bun":
       return [`${BIN}bun`, ["run", "mod.ts"]];
     case "workerd":
+      // It says where it listens on the control fd (3, piped below).
+      return [`${BIN}workerd`, ["serve", prepareWorkerd("mod.ts", env, scratch), "--control-fd=3"]];
+    case "wrangler dev":
       return [`${BIN}wrangler`, [
         "dev",
         "--ip",
@@ -77,10 +156,12 @@ function command(runtime: Runtime, env: Record<string, string>): [string, string
 const ANSI_ESCAPE = /\x1b\[[0-9;]*m/g;
 // What each runtime prints once it listens.
 const LISTENING =
-  /(?:Listening on|development server:|Started server:|Ready on) (http:\/\/[^\s/]+)/;
+  /(?:Listening on|development server:|Started server:|Ready on) (http:\/\/[^\s/]+)|"event":"listen","socket":"http","port":(\d+)/;
 
 /**
- * Starts `mod.ts` under `runtime` and resolves once it accepts requests.
+ * Starts `mod.ts` under a runtime (or `npx wrangler dev`, as a user does:
+ * workerd behind wrangler's local proxy; its `runtime` is then `workerd`) and
+ * resolves once it accepts requests.
  *
  * @example Usage
  * ```ts ignore
@@ -90,15 +171,17 @@ const LISTENING =
  * ```
  */
 export async function startServer(
-  runtime: Runtime,
+  launcher: Target,
   options: ServerOptions = {},
 ): Promise<RunningServer> {
+  const runtime: Runtime = launcher === "wrangler dev" ? "workerd" : launcher;
   const env = options.env ?? {};
-  const [bin, args] = command(runtime, env);
+  const scratch = mkdtempSync(join(tmpdir(), "ssebin-server-"));
+  const [bin, args] = command(launcher, env, scratch);
   const child: ChildProcess = spawn(bin, args, {
     cwd: ROOT,
     detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", "pipe", "pipe", "pipe"],
     env: {
       ...process.env,
       ...env,
@@ -118,6 +201,7 @@ export async function startServer(
   };
   child.stdout!.on("data", onData);
   child.stderr!.on("data", onData);
+  (child.stdio[3] as NodeJS.ReadableStream).on("data", onData);
   const exited = new Promise<number | null>((resolve) => {
     child.on("exit", (code) => {
       for (const wake of waiters) wake();
@@ -135,12 +219,12 @@ export async function startServer(
           resolve(output);
         } else if (hasExited) {
           finish();
-          reject(new Error(`${runtime} exited before printing ${pattern}:\n${output}`));
+          reject(new Error(`${launcher} exited before printing ${pattern}:\n${output}`));
         }
       };
       const timer = setTimeout(() => {
         finish();
-        reject(new Error(`${runtime}: no ${pattern} within ${ms} ms:\n${output}`));
+        reject(new Error(`${launcher}: no ${pattern} within ${ms} ms:\n${output}`));
       }, ms);
       const finish = () => {
         clearTimeout(timer);
@@ -161,15 +245,19 @@ export async function startServer(
     killGroup(child.pid!, "SIGKILL");
     child.stdout!.destroy();
     child.stderr!.destroy();
+    (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    rmSync(scratch, { recursive: true, force: true });
     return exited;
   };
 
   try {
     const log = await waitForLog(LISTENING, options.startupMs ?? 30_000);
-    const url = LISTENING.exec(log)![1].replace("localhost", "127.0.0.1");
+    const [, address, workerdPort] = LISTENING.exec(log)!;
+    const url = address?.replace("localhost", "127.0.0.1") ?? `http://127.0.0.1:${workerdPort}`;
     await waitUntilServing(url);
     return {
       runtime,
+      name: launcher,
       url,
       pid: child.pid!,
       log: () => output,
@@ -215,7 +303,7 @@ async function waitUntilServing(url: string): Promise<void> {
  * ```
  */
 export async function startServers(
-  runtimes: readonly Runtime[] = RUNTIMES,
+  runtimes: readonly Target[] = RUNTIMES,
   options: ServerOptions = {},
 ): Promise<RunningServer[]> {
   const results = await Promise.allSettled(

@@ -1,6 +1,7 @@
 /**
  * The same conformance checks over real HTTP against the server under Deno,
- * Bun and workerd, each on an ephemeral loopback port.
+ * Bun and workerd, and under `wrangler dev` (workerd behind wrangler's local
+ * proxy, as users run it), each on an ephemeral loopback port.
  */
 
 import { after, before, describe, it } from "node:test";
@@ -12,10 +13,12 @@ import {
   startServers,
   stopAll,
   streamsOpen,
+  type Target,
 } from "./_server.ts";
 import { readStream } from "./_sse.ts";
 import { rawRequest } from "./_raw_http.ts";
 
+const TARGETS: readonly Target[] = [...RUNTIMES, "wrangler dev"];
 const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const closedLines = (server: RunningServer, path: string) =>
   server.log().split("\n").filter((line) =>
@@ -25,12 +28,12 @@ const closedLines = (server: RunningServer, path: string) =>
 describe("over HTTP, under every runtime", () => {
   let servers: RunningServer[] = [];
   before(async () => {
-    servers = await startServers(RUNTIMES);
+    servers = await startServers(TARGETS);
   });
   after(() => stopAll(servers));
 
-  for (const [index, runtime] of RUNTIMES.entries()) {
-    describe(runtime, () => {
+  for (const [index, target] of TARGETS.entries()) {
+    describe(target, () => {
       const server = () => servers[index];
 
       it("sends the stream headers, and no hop-by-hop ones of ours", async () => {

@@ -28,9 +28,9 @@ import { type HeldStream, holdStream } from "./_raw_exchange.ts";
 const RUNTIMES_UNDER_TEST = runtimesFromEnv();
 const CLIENTS = 100;
 const STALL_TIMEOUT_MS = 3_000;
-// An orphan is swept once its timer is overdue by the stall timeout; the
-// sweep runs at most once a second, when any code runs (here: our /metrics
-// polls). Plus slack for a loaded machine.
+// An orphan is swept once its timer is overdue by 2 s more than live timers
+// run late; the sweep runs at most once a second, when any code runs (here:
+// our /metrics polls). Within the stall timeout, plus slack for a loaded machine.
 const ORPHANS_GONE_MS = STALL_TIMEOUT_MS + 5_000;
 const IDLE_HEARTBEAT_MS = 2_000;
 // Every event written byte by byte. Two events a second keeps 100 such
