@@ -20,7 +20,7 @@ export interface Sleeper {
   /** The clock's bookkeeping: a heap index or a timer handle. */
   clockSlot: number | ReturnType<typeof setTimeout> | undefined;
   /** Called once the wake time `at` has come. Must not throw. */
-  readonly onWake: (at: number) => void;
+  wake(at: number): void;
 }
 
 /** Turns wake times into callbacks. */
@@ -45,7 +45,7 @@ const MAX_WAKES_PER_TURN = 4096;
  * const clock = new SharedClock();
  * const woken: string[] = [];
  * const sleeper = (name: string): Sleeper => ({
- *   wakeAt: Infinity, clockSlot: undefined, onWake: () => void woken.push(name),
+ *   wakeAt: Infinity, clockSlot: undefined, wake: () => void woken.push(name),
  * });
  * const now = Date.now();
  * clock.set(sleeper("b"), now + 20, now);
@@ -105,7 +105,7 @@ export class SharedClock implements Clock {
     }
     for (let i = 0; i < due.length; i++) {
       // A sleeper re-set by an earlier one's wake (shutdown, sweep) waits for its new time.
-      if (due[i].clockSlot === undefined) due[i].onWake(dueAt[i]);
+      if (due[i].clockSlot === undefined) due[i].wake(dueAt[i]);
     }
     this.#arm(now);
   };
@@ -174,7 +174,7 @@ export class SharedClock implements Clock {
  * import assert from "node:assert/strict";
  *
  * let woken = false;
- * const sleeper: Sleeper = { wakeAt: Infinity, clockSlot: undefined, onWake: () => woken = true };
+ * const sleeper: Sleeper = { wakeAt: Infinity, clockSlot: undefined, wake: () => woken = true };
  * new RequestClock().set(sleeper, Date.now() + 5, Date.now());
  * await new Promise((resolve) => setTimeout(resolve, 30));
  * assert.equal(woken, true);
@@ -187,7 +187,7 @@ export class RequestClock implements Clock {
     sleeper.clockSlot = setTimeout(() => {
       sleeper.clockSlot = undefined;
       sleeper.wakeAt = Infinity;
-      sleeper.onWake(at);
+      sleeper.wake(at);
     }, Math.max(0, at - now));
   }
 
