@@ -57,6 +57,8 @@ export interface Plan {
   complete: boolean;
   /** Only print the plan and the estimate. */
   estimateOnly: boolean;
+  /** Only rewrite RESULTS.md from the results.json already in `outDir`. */
+  renderOnly: boolean;
 }
 
 // Files a server needs besides its streams (stdio, epoll, the listener,
@@ -80,6 +82,8 @@ deno run -A bench/run.ts [flags]
   --out-dir=DIR        where RESULTS.md and results.json go (default: bench/ for a
                        complete full run, bench/out/ otherwise)
   --estimate           print the plan and its estimated length, run nothing
+  --render             rewrite RESULTS.md from the results.json in --out-dir (default
+                       bench/), run nothing: for a change to the report's layout
 `;
 
 /**
@@ -99,6 +103,7 @@ export function planFrom(args: string[], fdHard: number, root: string): Plan {
       repeats: { type: "string" },
       "out-dir": { type: "string" },
       estimate: { type: "boolean", default: false },
+      render: { type: "boolean", default: false },
     },
   });
   const quick = values.quick;
@@ -142,10 +147,12 @@ export function planFrom(args: string[], fdHard: number, root: string): Plan {
     rateRepeats: quick ? 1 : 3,
     ttfeSamples: quick ? 30 : 200,
     sources: SOURCES,
-    outDir: values["out-dir"] ?? (complete ? `${root}bench/` : `${root}bench/out/`),
+    outDir: values["out-dir"] ??
+      (complete || values.render ? `${root}bench/` : `${root}bench/out/`),
     narrowed,
     complete,
     estimateOnly: values.estimate,
+    renderOnly: values.render,
   };
 }
 

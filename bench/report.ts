@@ -91,7 +91,7 @@ export function ratio(
 
 function show(value: number | string | null | undefined, unit = ""): string {
   if (value === null || value === undefined) return "—";
-  if (typeof value === "string") return value;
+  if (typeof value === "string") return unit === "" ? value : `${value} ${unit}`;
   if (Number.isNaN(value)) return "—";
   const text = Math.abs(value) >= 1000
     ? Math.round(value).toLocaleString("en-US")
@@ -504,8 +504,8 @@ export function renderMarkdown(results: RunResults): string {
     ...(Number(m.load_average.split(" ")[0]) > m.cores ||
         Number(m.load_average_end.split(" ")[0]) > m.cores
       ? [
-        "**The machine was busy with other work during this run (load average above the " +
-        "core count): timings and CPU shares are noisy, latencies pessimistic.**",
+        "**The machine was busy at the start or the end of this run (load average above the " +
+        "core count): timings and CPU shares may be noisy, latencies pessimistic.**",
         "",
       ]
       : []),

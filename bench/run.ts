@@ -89,6 +89,11 @@ async function main(args: string[]): Promise<void> {
   }
   const fd = fdLimit();
   const plan = planFrom(args, fd.hard, ROOT);
+  if (plan.renderOnly) {
+    const results = JSON.parse(readFileSync(`${plan.outDir}results.json`, "utf8")) as RunResults;
+    say(`rewrote ${writeReport(plan.outDir, results)[0]}`);
+    return;
+  }
   const estimate = Math.round(estimateSeconds(plan));
   const started = new Date();
   const machine = machineFacts();
@@ -139,9 +144,15 @@ async function main(args: string[]): Promise<void> {
   results.machine.load_average_end = loadAverage();
 
   mkdirSync(plan.outDir, { recursive: true });
-  const json = `${plan.outDir}results.json`;
-  const markdown = `${plan.outDir}RESULTS.md`;
-  writeFileSync(json, JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(`${plan.outDir}results.json`, JSON.stringify(results, null, 2) + "\n");
+  const written = writeReport(plan.outDir, results);
+  say(`done in ${(results.duration_s / 60).toFixed(1)} min: ${written.join(", ")}`);
+}
+
+/** Writes RESULTS.md beside results.json in `dir`; returns both paths. */
+function writeReport(dir: string, results: RunResults): string[] {
+  const json = `${dir}results.json`;
+  const markdown = `${dir}RESULTS.md`;
   writeFileSync(markdown, renderMarkdown(results));
   // In the repository (bench/), these files must pass `deno fmt --check`:
   // tables aligned and all. Paths fmt excludes (bench/out/) need nothing.
@@ -150,7 +161,7 @@ async function main(args: string[]): Promise<void> {
   } catch {
     // "No target files found": an excluded or outside path.
   }
-  say(`done in ${(results.duration_s / 60).toFixed(1)} min: ${markdown}, ${json}`);
+  return [markdown, json];
 }
 
 if (import.meta.main) {
