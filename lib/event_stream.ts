@@ -73,9 +73,6 @@ export const BURST_BYTES = 64 * 1024;
 const FAIL_FLUSH_MS = 100;
 const FAIL_POLL_MS = 10;
 const SHUTDOWN_RETRY_MS = 3_000;
-// A timer overdue by this much more than live timers are running late was
-// dropped by the runtime (workerd), not delayed.
-const ORPHAN_GRACE_MS = 2_000;
 
 const utf8 = new TextEncoder();
 // One timer for every stream, except where timers belong to a request.
@@ -230,7 +227,7 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array>, Sleeper, Event
   /** The clock calls this when the wake time `at` has come. */
   wake(at: number): void {
     if (this.#state === "closed") return;
-    registry.noteTimerLag(Date.now() - at);
+    registry.noteTimerRan(at, Date.now() - at);
     this.#guarded(() => {
       if (this.#state === "failing") this.#failWhenFlushed();
       else this.#run(Date.now());
@@ -303,12 +300,11 @@ class EventStream implements UnderlyingDefaultSource<Uint8Array>, Sleeper, Event
    * Called by the registry's sweep from whatever code is running: workerd
    * drops the timers of a request whose client left without firing cancel()
    * or the abort signal (seen after events written in pieces), so a stream
-   * whose timer is overdue will never run again. A busy runtime runs live
-   * timers late too: `slackMs` is the lateness the registry has just seen on
-   * timers that did run.
+   * whose timer is overdue will never run again. The registry decides what
+   * overdue means (`before`): a busy runtime runs live timers late too.
    */
-  sweep(now: number, slackMs: number): void {
-    if (this.clockSlot !== undefined && now - this.wakeAt > ORPHAN_GRACE_MS + slackMs) {
+  sweep(before: number, now: number): void {
+    if (this.clockSlot !== undefined && this.wakeAt < before) {
       this.#end("orphaned", `timer overdue by ${now - this.wakeAt} ms`);
     }
   }

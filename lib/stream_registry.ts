@@ -28,12 +28,22 @@ export interface PathStats {
 export interface Closable {
   /** Ends the stream from the server side (graceful shutdown). */
   shutdown(): void;
-  /** Ends the stream if the runtime has silently stopped running it. */
-  sweep(now: number, slackMs: number): void;
+  /**
+   * Ends the stream if its pending timer was due before `before` (ms since
+   * the epoch) and has not run: the runtime silently stopped running it.
+   */
+  sweep(before: number, now: number): void;
 }
 
 // The registry looks for orphaned streams at most this often.
 const SWEEP_INTERVAL_MS = 1_000;
+// A stream whose timer was due this long before one that has run, and has
+// not run itself, was dropped by its runtime (workerd), not delayed.
+const ORPHAN_GRACE_MS = 2_000;
+// With no timer run for this long, nothing is ticking and lateness alone is
+// proof. Not much shorter: a saturated workerd accepting connections ran no
+// timer at all for over 2 s (19 700 streams on 2 cores).
+const ORPHAN_QUIET_MS = 4_000;
 
 /**
  * The process-wide registry. One per isolate: Workers run one per isolate
@@ -61,7 +71,12 @@ export class StreamRegistry {
   /** Set once shutdown begins: no new stream is opened after it. */
   draining = false;
   #lastSweep = 0;
-  // The latest any timer ran, in this sweep window and the one before.
+  // The latest due time of a timer that has run; how many ran since the last
+  // sweep; the last sweep that found some had; the most a timer ran late, in
+  // this sweep window and the one before.
+  #ranDue = 0;
+  #ranSinceSweep = 0;
+  #timersSeenAt = 0;
   #lag = 0;
   #lagBefore = 0;
 
@@ -110,18 +125,26 @@ export class StreamRegistry {
   sweepSoon(now: number): void {
     if (now - this.#lastSweep < SWEEP_INTERVAL_MS) return;
     this.#lastSweep = now;
+    // Lateness is no proof on a busy runtime, where every timer runs late.
+    // Order is: timers run in the order they are due, so a timer overdue
+    // while one due well after it has run will never run. Both must agree:
+    // overdue by more than live timers run late, and passed by a later one
+    // (or by the clock, when no timer has run for a while).
+    if (this.#ranSinceSweep > 0) this.#timersSeenAt = now;
+    this.#ranSinceSweep = 0;
+    const quiet = now - this.#timersSeenAt >= ORPHAN_QUIET_MS;
     const slack = Math.max(this.#lag, this.#lagBefore);
     this.#lagBefore = this.#lag;
     this.#lag = 0;
-    for (const stream of this.#open) stream.sweep(now, slack);
+    const before = Math.min(quiet ? now : this.#ranDue, now - slack) - ORPHAN_GRACE_MS;
+    for (const stream of this.#open) stream.sweep(before, now);
   }
 
-  /**
-   * Records how late a timer ran. On a runtime too busy to run timers on
-   * time, a stream is not called orphaned for lateness that live ones share.
-   */
-  noteTimerLag(ms: number): void {
-    if (ms > this.#lag) this.#lag = ms;
+  /** Records that a timer due at `due` has run `lateMs` late: what {@linkcode sweepSoon} judges by. */
+  noteTimerRan(due: number, lateMs: number): void {
+    if (due > this.#ranDue) this.#ranDue = due;
+    if (lateMs > this.#lag) this.#lag = lateMs;
+    this.#ranSinceSweep++;
   }
 
   /** Ends every open stream; returns how many there were. */

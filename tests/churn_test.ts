@@ -26,7 +26,7 @@ const PATH = "/stream/fast";
 const FIRST_EVENT_MS = 10_000;
 // Deno and Bun see a disconnect at once; workerd at the stream's next write
 // (50 ms here), and some it drops silently: those hold a slot until the
-// registry's sweep finds their timer overdue (about 2 s). At workerd's pace
+// registry's sweep finds their timer overdue (2–5 s). At workerd's pace
 // that is hundreds of slots at once; workerd's default cap (512: the memory of
 // an isolate is unknown to it) is not what this test is about, so every
 // server gets room for them. The cap has its own test (limits_test.ts).

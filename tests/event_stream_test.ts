@@ -258,8 +258,9 @@ describe("openEventStream", () => {
     // Nothing is overdue yet: the sweep leaves a live stream alone.
     registry.sweepSoon(Date.now() + 500);
     assert.equal(registry.stats(PATH).open, 1);
-    // As seen from other requests 62 s later, its timer (due at 60 s) never ran.
-    registry.sweepSoon(Date.now() + 62_000);
+    // As seen from other requests 63 s later, with no timer run for as long,
+    // its timer (due at 60 s) never ran.
+    registry.sweepSoon(Date.now() + 63_000);
     assert.equal(registry.stats(PATH).open, 0);
     assert.match(closeLines(log)[0], /reason=orphaned detail="timer overdue by \d+ ms"/);
     await assert.rejects(readText(reader, () => false));
@@ -267,18 +268,25 @@ describe("openEventStream", () => {
 
   it("is not called orphaned for lateness that live timers share (a busy workerd)", async () => {
     applySettings({ ...DEFAULT_SETTINGS, stallTimeoutMs: 1_000 });
-    const { reader } = open({ intervalMs: 60_000 });
+    const { reader } = open({ intervalMs: 60_000, heartbeatMs: 300_000 });
     await readText(reader, (t) => t.includes("\n\n"));
+    // Its timer is due within the next 60 s (a tick, or a stall check).
+    const now = Date.now();
     // Later than any sweep the test before simulated (sweeps are 1 s apart).
-    const start = Date.now() + 10_000;
-    // Timers that did run were 100 s late: ~81 s overdue is no proof of death.
-    registry.noteTimerLag(100_000);
+    const start = now + 10_000;
+    // 80 s on, timers still run, all late: the latest that ran was due now,
+    // before this stream's own. Lateness they all share is no proof of death.
+    registry.noteTimerRan(now, 80_000);
+    registry.sweepSoon(start + 70_000);
+    assert.equal(registry.stats(PATH).open, 1);
+    // A timer due 2.5 s after the latest its own can be due has run, and its
+    // own has not; but timers ran 80 s late just now: not yet.
+    registry.noteTimerRan(now + 62_500, 0);
     registry.sweepSoon(start + 72_000);
     assert.equal(registry.stats(PATH).open, 1);
-    // The lateness counts for two sweep windows; then, with none seen since, it is dead.
+    // Two sweep windows on, no timer runs late any more: its own is gone.
+    registry.noteTimerRan(now + 62_500, 0);
     registry.sweepSoon(start + 73_500);
-    assert.equal(registry.stats(PATH).open, 1);
-    registry.sweepSoon(start + 75_000);
     assert.equal(registry.stats(PATH).open, 0);
     assert.match(closeLines(log)[0], /reason=orphaned/);
     await assert.rejects(readText(reader, () => false));
