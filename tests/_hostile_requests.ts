@@ -12,6 +12,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { STREAM_PARAMS } from "../lib/stream_params.ts";
 import type { Random } from "./_load.ts";
 
 /** The text every injection attempt tries to smuggle onto a line of its own. */
@@ -111,20 +112,10 @@ const SPECIAL_PATHS = [
   "/events?&&&",
 ];
 
+// The names the server knows, then near misses and traps.
+const KNOWN_NAMES = [...Object.keys(STREAM_PARAMS), "lastEventId"];
 const PARAM_NAMES = [
-  "interval",
-  "count",
-  "delay",
-  "event",
-  "retry",
-  "heartbeat",
-  "size",
-  "lines",
-  "eol",
-  "chunk",
-  "fail_after",
-  "status",
-  "lastEventId",
+  ...KNOWN_NAMES,
   "intervall",
   "INTERVAL",
   "_cache",
@@ -326,7 +317,7 @@ function mutate(r: Random, path: string): string {
 function buildQuery(r: Random): string {
   const pairs: string[] = [];
   for (let n = r.int(5); n > 0; n--) {
-    const name = r.chance(0.85) ? r.pick(PARAM_NAMES.slice(0, 13)) : r.pick(PARAM_NAMES);
+    const name = r.chance(0.85) ? r.pick(KNOWN_NAMES) : r.pick(PARAM_NAMES);
     let value: string;
     const roll = r.next();
     if (roll < 0.6 && VALID_VALUES[name] !== undefined) value = r.pick(VALID_VALUES[name]);

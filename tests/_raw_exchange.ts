@@ -165,6 +165,26 @@ export interface ExchangeOptions {
   timeoutMs?: number;
 }
 
+/** The {@linkcode Exchange} an ended read makes, `started` being its connect time. */
+function exchangeResult(
+  reader: ResponseReader,
+  parts: Buffer[],
+  end: ExchangeEnd,
+  error: string | undefined,
+  started: number,
+): Exchange {
+  return {
+    statusLine: reader.head?.statusLine ?? "",
+    status: reader.head?.status,
+    headerLines: reader.head?.headerLines ?? [],
+    headers: reader.head?.headers ?? new Map(),
+    body: Buffer.concat(parts),
+    end,
+    error,
+    ms: Date.now() - started,
+  };
+}
+
 /**
  * Sends `options.request` to 127.0.0.1:`options.port` and reads the response.
  * Never rejects: every way the exchange can go is an {@linkcode Exchange}.
@@ -184,16 +204,7 @@ export function exchange(options: ExchangeOptions): Promise<Exchange> {
       clearTimeout(timer);
       clearTimeout(streamTimer);
       socket.destroy();
-      resolve({
-        statusLine: reader.head?.statusLine ?? "",
-        status: reader.head?.status,
-        headerLines: reader.head?.headerLines ?? [],
-        headers: reader.head?.headers ?? new Map(),
-        body: Buffer.concat(parts),
-        end,
-        error,
-        ms: Date.now() - started,
-      });
+      resolve(exchangeResult(reader, parts, end, error, started));
     };
     const timer = setTimeout(() => finish("timeout"), options.timeoutMs ?? 15_000);
 
@@ -397,16 +408,7 @@ export function openConnection(port: number): Promise<Connection> {
         clearTimeout(timer);
         onData = undefined;
         onGone = undefined;
-        resolve({
-          statusLine: reader.head?.statusLine ?? "",
-          status: reader.head?.status,
-          headerLines: reader.head?.headerLines ?? [],
-          headers: reader.head?.headers ?? new Map(),
-          body: Buffer.concat(parts),
-          end,
-          error,
-          ms: Date.now() - started,
-        });
+        resolve(exchangeResult(reader, parts, end, error, started));
       };
       const timer = setTimeout(() => finish("timeout"), options.timeoutMs ?? 10_000);
       if (gone !== undefined) return finish(gone.how, gone.error);
