@@ -14,7 +14,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { DENO_SERVE_FLAGS, prepareWorkerd, ROOT, type Runtime } from "../tests/_server.ts";
+import { denoServeArgs, prepareWorkerd, ROOT, type Runtime } from "../tests/_server.ts";
 
 /** The two servers compared. */
 export type App = "ours" | "hono";
@@ -73,16 +73,7 @@ function prepareWorkerdFor(app: App, env: Record<string, string>): string {
 function commandFor(runtime: Runtime, app: App, env: Record<string, string>): string[] {
   switch (runtime) {
     case "deno":
-      return [
-        `${BIN}deno`,
-        "serve",
-        ...DENO_SERVE_FLAGS,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        ENTRY[app],
-      ];
+      return [`${BIN}deno`, ...denoServeArgs(ENTRY[app])];
     case "bun":
       return [`${BIN}bun`, "run", ENTRY[app]];
     case "workerd":

@@ -117,6 +117,18 @@ const worker :Workerd.Worker = (
 /** What {@linkcode startServer} can start: a runtime, or workerd behind `wrangler dev`. */
 export type Target = Runtime | "wrangler dev";
 
+/**
+ * `deno serve`'s arguments for `entry`: the start task's flags, loopback, any port.
+ *
+ * @example Usage
+ * ```ts ignore
+ * spawn(`${ROOT}node_modules/.bin/deno`, denoServeArgs("mod.ts"));
+ * ```
+ */
+export function denoServeArgs(entry: string): string[] {
+  return ["serve", ...DENO_SERVE_FLAGS, "--host", "127.0.0.1", "--port", "0", entry];
+}
+
 function command(
   launcher: Target,
   env: Record<string, string>,
@@ -124,15 +136,7 @@ function command(
 ): [string, string[]] {
   switch (launcher) {
     case "deno":
-      return [`${BIN}deno`, [
-        "serve",
-        ...DENO_SERVE_FLAGS,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "mod.ts",
-      ]];
+      return [`${BIN}deno`, denoServeArgs("mod.ts")];
     case "bun":
       return [`${BIN}bun`, ["run", "mod.ts"]];
     case "workerd":
