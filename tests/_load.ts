@@ -122,7 +122,7 @@ export function freeLoopbackPort(): Promise<number> {
   });
 }
 
-/** Median and max of `values` (0 for none), for printed summaries. */
+/** Median and max of `values` (0 for none): summaries, and trends robust to one step. */
 export function summary(values: readonly number[]): { median: number; max: number } {
   if (values.length === 0) return { median: 0, max: 0 };
   const sorted = [...values].sort((a, b) => a - b);
