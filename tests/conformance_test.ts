@@ -89,10 +89,10 @@ function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** `sse_streams_total` summed over every stream path. */
-async function streamsTotal(url: string): Promise<number> {
+/** A counter such as `sse_streams_total`, summed over every stream path. */
+async function pathsTotal(url: string, name: string): Promise<number> {
   const values = await Promise.all(
-    STREAM_PATHS.map((path) => metric(url, `sse_streams_total{path="${path}"}`)),
+    STREAM_PATHS.map((path) => metric(url, `${name}{path="${path}"}`)),
   );
   return values.reduce((sum, value) => sum + value, 0);
 }
@@ -225,19 +225,22 @@ describe("conformance over HTTP, every runtime at once", () => {
     await onEveryRuntime(servers, async (server) => {
       const opened = logLines(server, '"stream open"').length;
       const closed = logLines(server, '"stream closed"').length;
+      const droppedBefore = await pathsTotal(server.url, "sse_events_dropped_total");
       const failures: string[] = [];
       let events = 0;
       let bytes = 0;
       let cleanBreaks = 0;
+      let skipped = 0;
       const started = Date.now();
       await pool(cases, CASE_CONCURRENCY, async (c) => {
         const startedAt = Date.now();
         const read = await readCase(server, c);
         const parsed = read.outcome === "error" ? parseBrokenBody(read.raw) : read;
         let outcome = read.outcome;
+        // There a break shows as a clean end without done.
         if (
-          outcome === "end" && expectationOf(c).outcome === "error" &&
-          ENDS_ERRORED_BODIES_CLEANLY.has(server.runtime)
+          outcome === "end" && parsed.events.at(-1)?.event !== "done" &&
+          expectationOf(c).outcome === "error" && ENDS_ERRORED_BODIES_CLEANLY.has(server.runtime)
         ) {
           cleanBreaks++;
           outcome = "error";
@@ -245,7 +248,7 @@ describe("conformance over HTTP, every runtime at once", () => {
         events += parsed.events.length;
         bytes += read.raw.length;
         try {
-          assertMatchesModel(c, {
+          skipped += assertMatchesModel(c, {
             status: read.status,
             contentType: read.headers.get("content-type"),
             events: parsed.events,
@@ -265,7 +268,7 @@ describe("conformance over HTTP, every runtime at once", () => {
       console.log(
         `  ${server.runtime}: ${cases.length} cases, ${events} events, ${bytes} bytes in ${
           Date.now() - started
-        } ms; ${failures.length} failed${
+        } ms; ${failures.length} failed; ${skipped} ids skipped (reader lagged)${
           cleanBreaks > 0
             ? `; ${cleanBreaks} fail_after streams ended cleanly instead of breaking (known, see above)`
             : ""
@@ -277,6 +280,11 @@ describe("conformance over HTTP, every runtime at once", () => {
             failures.slice(0, 5).join("\n"),
         );
       }
+      assert.equal(
+        await pathsTotal(server.url, "sse_events_dropped_total") - droppedBefore,
+        skipped,
+        "the server counted every skipped id as dropped, and dropped no other",
+      );
       // Every stream that opened has ended, and said so exactly once. Log
       // lines reach us through a pipe (and wrangler) after the responses:
       // poll for them.
@@ -392,7 +400,7 @@ describe("conformance over HTTP, every runtime at once", () => {
   it("the status parameter answers with that status instead of a stream", async () => {
     const statuses = [200, 201, 204, 205, 301, 304, 400, 404, 418, 429, 500, 503, 599];
     await onEveryRuntime(servers, async (server) => {
-      const before = await streamsTotal(server.url);
+      const before = await pathsTotal(server.url, "sse_streams_total");
       for (const status of statuses) {
         for (const path of STREAM_PATHS) {
           const target = `${path}?status=${status}&count=1&interval=0`;
@@ -418,7 +426,7 @@ describe("conformance over HTTP, every runtime at once", () => {
         }
       }
       // Only the status=200 requests opened streams.
-      assert.equal(await streamsTotal(server.url) - before, STREAM_PATHS.length);
+      assert.equal(await pathsTotal(server.url, "sse_streams_total") - before, STREAM_PATHS.length);
     });
   });
 
@@ -461,7 +469,7 @@ describe("conformance over HTTP, every runtime at once", () => {
       ["size=1048576&chunk=15", "chunk", "15"],
     ];
     await onEveryRuntime(servers, async (server) => {
-      const before = await streamsTotal(server.url);
+      const before = await pathsTotal(server.url, "sse_streams_total");
       for (const [query, param, value] of bad) {
         for (const path of STREAM_PATHS) {
           const response = await fetch(`${server.url}${path}?${query}`);
@@ -475,14 +483,17 @@ describe("conformance over HTTP, every runtime at once", () => {
           assert.equal(body.value, value, target);
         }
       }
-      assert.equal(await streamsTotal(server.url), before, "no stream opened");
+      assert.equal(await pathsTotal(server.url, "sse_streams_total"), before, "no stream opened");
       console.log(`  ${server.runtime}: ${bad.length * STREAM_PATHS.length} requests refused`);
     });
   });
 
   it("EventSource resumes /stream across fail_after breaks: ids 1..N once each, then 204", async () => {
+    // interval=0: a paced stream skips an event its reader has not taken
+    // within an interval, which a loaded machine causes now and then, and a
+    // skipped id would move every reconnect. Pulled streams never skip.
     await onEveryRuntime(servers, async (server) => {
-      const url = `${server.url}/stream?count=12&interval=10&fail_after=5&retry=50`;
+      const url = `${server.url}/stream?count=12&interval=0&fail_after=5&retry=50`;
       const seen = await follow(url, ["done"], 20_000);
       assert.ok(seen.closed, "EventSource reached CLOSED");
       const data = seen.events.filter((e) => e.type === "message");
@@ -505,7 +516,7 @@ describe("conformance over HTTP, every runtime at once", () => {
 
   it("EventSource resumes /stream/fast across fail_after breaks: seq 0..99, done 100, then 204", async () => {
     await onEveryRuntime(servers, async (server) => {
-      const url = `${server.url}/stream/fast?interval=10&fail_after=30&retry=50`;
+      const url = `${server.url}/stream/fast?interval=0&fail_after=30&retry=50`;
       const seen = await follow(url, ["done"], 30_000);
       assert.ok(seen.closed, "EventSource reached CLOSED");
       const data = seen.events.filter((e) => e.type === "message");
