@@ -114,98 +114,71 @@ const mib = (bytes: number | undefined) =>
   bytes === undefined || Number.isNaN(bytes) ? undefined : Math.round(bytes / 1024 / 1024 * 10) /
     10;
 
+type Summary = LevelMeasure["summary"];
+
 /** A level's figures, or none when it held no stream (nothing was measured per stream). */
-function measuredSummary(level?: LevelMeasure): LevelMeasure["summary"] | undefined {
+function measuredSummary(level?: LevelMeasure): Summary | undefined {
   return level === undefined || level.summary.held === 0 ? undefined : level.summary;
 }
 
+type Cell = Figure["ours"];
+
+/** A row whose two cells read the same figure, from ours and from Hono's. */
+function figure<M>(
+  pair: [M | undefined, M | undefined],
+  label: string,
+  read: (measure: M) => Cell,
+  better: Better,
+  shown: { floor?: number; unit?: string } = {},
+): Figure {
+  const cell = (m: M | undefined) => m === undefined ? undefined : read(m);
+  return { label, ours: cell(pair[0]), hono: cell(pair[1]), better, ...shown };
+}
+
 function levelFigures(ours?: LevelMeasure, hono?: LevelMeasure): Figure[] {
-  const o = measuredSummary(ours);
-  const h = measuredSummary(hono);
+  const apps: [LevelMeasure | undefined, LevelMeasure | undefined] = [ours, hono];
+  const measured: [Summary | undefined, Summary | undefined] = [
+    measuredSummary(ours),
+    measuredSummary(hono),
+  ];
   const n = ours?.n ?? hono?.n;
-  const heldFailed = (m?: LevelMeasure) =>
-    m === undefined ? undefined : `${m.summary.held} / ${m.summary.failed}`;
-  const p99s = (m?: LevelMeasure) =>
-    m === undefined || m.summary.latency_p99_by_window.length < 2
+  const time = { floor: TIME_RESOLUTION_MS, unit: "ms" };
+  const p99s = (m: LevelMeasure) =>
+    m.summary.latency_p99_by_window.length < 2
       ? undefined
       : `${m.summary.latency_p99_by_window.map((v) => show(v)).join(", ")}`;
   const rows: Figure[] = [
-    {
-      label: `N=${n}: streams held / failed`,
-      ours: heldFailed(ours),
-      hono: heldFailed(hono),
-      better: "none",
-    },
-    {
-      label: `N=${n}: streams open as the server counts them (after the ramp)`,
-      ours: ours?.server_streams_open,
-      hono: hono?.server_streams_open,
-      better: "none",
-    },
-    {
-      label: `N=${n}: RSS per stream above idle`,
-      ours: o?.rss_per_stream_kib,
-      hono: h?.rss_per_stream_kib,
-      better: "lower",
+    figure(
+      apps,
+      `N=${n}: streams held / failed`,
+      (m) => `${m.summary.held} / ${m.summary.failed}`,
+      "none",
+    ),
+    figure(
+      apps,
+      `N=${n}: streams open as the server counts them (after the ramp)`,
+      (m) => m.server_streams_open,
+      "none",
+    ),
+    figure(measured, `N=${n}: RSS per stream above idle`, (s) => s.rss_per_stream_kib, "lower", {
       unit: "KiB",
-    },
-    {
-      label: `N=${n}: server CPU`,
-      ours: o?.server_cpu_pct,
-      hono: h?.server_cpu_pct,
-      better: "lower",
+    }),
+    figure(measured, `N=${n}: server CPU`, (s) => s.server_cpu_pct, "lower", {
       floor: 0.1,
       unit: "%",
-    },
-    {
-      label: `N=${n}: ticks delivered / expected`,
-      ours: o?.delivered_pct,
-      hono: h?.delivered_pct,
-      better: "none",
+    }),
+    figure(measured, `N=${n}: ticks delivered / expected`, (s) => s.delivered_pct, "none", {
       unit: "%",
-    },
-    {
-      label: `N=${n}: delivery latency p50`,
-      ours: o?.latency_p50_ms,
-      hono: h?.latency_p50_ms,
-      better: "lower",
-      floor: TIME_RESOLUTION_MS,
-      unit: "ms",
-    },
-    {
-      label: `N=${n}: delivery latency p99`,
-      ours: o?.latency_p99_ms,
-      hono: h?.latency_p99_ms,
-      better: "lower",
-      floor: TIME_RESOLUTION_MS,
-      unit: "ms",
-    },
-    {
-      label: `N=${n}: delivery latency max`,
-      ours: o?.latency_max_ms,
-      hono: h?.latency_max_ms,
-      better: "lower",
-      floor: TIME_RESOLUTION_MS,
-      unit: "ms",
-    },
-    {
-      label: `N=${n}: tick jitter p99`,
-      ours: o?.jitter_p99_ms,
-      hono: h?.jitter_p99_ms,
-      better: "lower",
-      floor: TIME_RESOLUTION_MS,
-      unit: "ms",
-    },
+    }),
+    figure(measured, `N=${n}: delivery latency p50`, (s) => s.latency_p50_ms, "lower", time),
+    figure(measured, `N=${n}: delivery latency p99`, (s) => s.latency_p99_ms, "lower", time),
+    figure(measured, `N=${n}: delivery latency max`, (s) => s.latency_max_ms, "lower", time),
+    figure(measured, `N=${n}: tick jitter p99`, (s) => s.jitter_p99_ms, "lower", time),
   ];
-  if (p99s(ours) !== undefined || p99s(hono) !== undefined) {
-    rows.push({
-      label: `N=${n}: latency p99 of each window`,
-      ours: p99s(ours),
-      hono: p99s(hono),
-      better: "none",
-      unit: "ms",
-    });
-  }
+  const byWindow = figure(apps, `N=${n}: latency p99 of each window`, p99s, "none", {
+    unit: "ms",
+  });
+  if (byWindow.ours !== undefined || byWindow.hono !== undefined) rows.push(byWindow);
   return rows;
 }
 
@@ -218,93 +191,47 @@ function figuresFor(ours?: AppResults, hono?: AppResults): Figure[] {
       ...levelFigures(ours?.levels.find((l) => l.n === n), hono?.levels.find((l) => l.n === n)),
     );
   }
+  const rates: [RateMeasure | undefined, RateMeasure | undefined] = [ours?.rate, hono?.rate];
   if (ours?.rate !== undefined || hono?.rate !== undefined) {
     rows.push(
-      {
-        label: "single stream: events/s",
-        ours: ours?.rate?.events_per_s,
-        hono: hono?.rate?.events_per_s,
-        better: "higher",
-      },
-      {
-        label: "single stream: MB/s",
-        ours: ours?.rate?.mb_per_s,
-        hono: hono?.rate?.mb_per_s,
-        better: "higher",
-      },
+      figure(rates, "single stream: events/s", (r) => r.events_per_s, "higher"),
+      figure(rates, "single stream: MB/s", (r) => r.mb_per_s, "higher"),
     );
   }
+  const churns: [ChurnMeasure | undefined, ChurnMeasure | undefined] = [ours?.churn, hono?.churn];
   if (ours?.churn !== undefined || hono?.churn !== undefined) {
-    const rssLine = (c?: ChurnMeasure) =>
-      c === undefined
-        ? undefined
-        : `${mib(c.rss_before)} → ${mib(c.rss_end)} → ${mib(c.rss_after)}`;
-    const growth = (c?: ChurnMeasure) =>
-      c === undefined
-        ? undefined
-        : signed(Math.round((c.rss_after / c.rss_before - 1) * 1000) / 10);
-    const failures = (c?: ChurnMeasure) =>
-      c === undefined ? undefined : Object.values(c.result.failures).reduce((a, b) => a + b, 0);
     rows.push(
-      {
-        label: "churn: cycles/s",
-        ours: ours?.churn?.result.cycles_per_s,
-        hono: hono?.churn?.result.cycles_per_s,
-        better: "higher",
-      },
-      {
-        label: "churn: failed cycles",
-        ours: failures(ours?.churn),
-        hono: failures(hono?.churn),
-        better: "none",
-      },
-      {
-        label: "churn: server RSS before → end → 5 s later",
-        ours: rssLine(ours?.churn),
-        hono: rssLine(hono?.churn),
-        better: "none",
-        unit: "MiB",
-      },
-      {
-        label: "churn: RSS 5 s later vs before",
-        ours: growth(ours?.churn),
-        hono: growth(hono?.churn),
-        better: "none",
-        unit: "%",
-      },
-      {
-        label: "churn: streams open 5 s later",
-        ours: ours?.churn?.streams_open_after,
-        hono: hono?.churn?.streams_open_after,
-        better: "none",
-      },
+      figure(churns, "churn: cycles/s", (c) => c.result.cycles_per_s, "higher"),
+      figure(
+        churns,
+        "churn: failed cycles",
+        (c) => Object.values(c.result.failures).reduce((a, b) => a + b, 0),
+        "none",
+      ),
+      figure(
+        churns,
+        "churn: server RSS before → end → 5 s later",
+        (c) => `${mib(c.rss_before)} → ${mib(c.rss_end)} → ${mib(c.rss_after)}`,
+        "none",
+        { unit: "MiB" },
+      ),
+      figure(
+        churns,
+        "churn: RSS 5 s later vs before",
+        (c) => signed(Math.round((c.rss_after / c.rss_before - 1) * 1000) / 10),
+        "none",
+        { unit: "%" },
+      ),
+      figure(churns, "churn: streams open 5 s later", (c) => c.streams_open_after, "none"),
     );
   }
+  const ttfes: [TtfeMeasure | undefined, TtfeMeasure | undefined] = [ours?.ttfe, hono?.ttfe];
   if (ours?.ttfe !== undefined || hono?.ttfe !== undefined) {
+    const ms = { floor: 0.1, unit: "ms" };
     rows.push(
-      {
-        label: "time to first event p50 (idle)",
-        ours: ours?.ttfe?.result.p50,
-        hono: hono?.ttfe?.result.p50,
-        better: "lower",
-        floor: 0.1,
-        unit: "ms",
-      },
-      {
-        label: "time to first event p99 (idle)",
-        ours: ours?.ttfe?.result.p99,
-        hono: hono?.ttfe?.result.p99,
-        better: "lower",
-        floor: 0.1,
-        unit: "ms",
-      },
-      {
-        label: "idle RSS after warm-up",
-        ours: mib(ours?.ttfe?.idle.rss),
-        hono: mib(hono?.ttfe?.idle.rss),
-        better: "none",
-        unit: "MiB",
-      },
+      figure(ttfes, "time to first event p50 (idle)", (t) => t.result.p50, "lower", ms),
+      figure(ttfes, "time to first event p99 (idle)", (t) => t.result.p99, "lower", ms),
+      figure(ttfes, "idle RSS after warm-up", (t) => mib(t.idle.rss), "none", { unit: "MiB" }),
     );
   }
   return rows;
